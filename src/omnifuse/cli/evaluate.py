@@ -1,0 +1,62 @@
+"""`omnifuse eval MODEL DATA`."""
+
+from __future__ import annotations
+
+from omnifuse.cli._common import add_verb, write_json
+
+
+def register(sub) -> None:
+    parser = add_verb(
+        sub,
+        "eval",
+        "evaluate an artifact: retrieval R@1/5/10 and median rank both ways, zero-shot, linear probe",
+        "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl\n"
+        "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl --label-key color_shape "
+        "--single-object --out eval.json\n"
+        "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl --label-key shape "
+        "--probe-train data/shapes/train.jsonl",
+        run,
+    )
+    parser.add_argument("model", help="artifact directory (or hub name)")
+    parser.add_argument("data", help="manifest, shard directory or image folder")
+    parser.add_argument("--text-column", default="captions", help="manifest column with the texts")
+    parser.add_argument("--image-column", default="image")
+    parser.add_argument("--max-items", type=int, default=1000, help="retrieval over the first N pairs")
+    parser.add_argument("--label-key", default=None, help="label for zero-shot accuracy (e.g. color_shape)")
+    parser.add_argument("--template", action="append", default=None, help="prompt template with {}")
+    parser.add_argument("--single-object", action="store_true", help="zero-shot on single-object scenes only")
+    parser.add_argument("--probe-train", default=None, help="training data for a linear probe on --label-key")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--strict", action="store_true")
+    parser.add_argument("--out", default=None, help="write the metrics as JSON here")
+
+
+def run(args) -> int:
+    from omnifuse.data.readers import read_samples
+    from omnifuse.data.sample import CorruptSamplePolicy
+    from omnifuse.eval.evaluator import DualEncoderEvaluator, linear_probe_eval
+    from omnifuse.eval.report import format_table
+    from omnifuse.models import load_model
+
+    model = load_model(args.model)
+    columns = {"text": args.text_column, "image": args.image_column}
+    policy = CorruptSamplePolicy(strict=args.strict, name=args.data)
+    samples = read_samples(args.data, columns=columns, policy=policy)
+    evaluator = DualEncoderEvaluator(
+        samples,
+        batch_size=args.batch_size,
+        max_items=args.max_items,
+        label_key=args.label_key,
+        templates=args.template or ["a {}", "there is a {}"],
+        only_single_object=args.single_object,
+        prefix="",
+    )
+    metrics = evaluator(model)
+    if args.probe_train and args.label_key:
+        train = read_samples(args.probe_train, columns=columns, policy=CorruptSamplePolicy(name=args.probe_train))
+        metrics.update(linear_probe_eval(model, train, samples, args.label_key, batch_size=args.batch_size))
+    rows = [{"metric": k, "value": v} for k, v in metrics.items()]
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {write_json(args.out, metrics)}")
+    return 0

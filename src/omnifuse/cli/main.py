@@ -1,0 +1,49 @@
+"""`omnifuse` command line: one module per verb, each a thin call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from omnifuse.cli import bench, data, demo, evaluate, train
+
+VERBS = (data, train, evaluate, bench, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnifuse",
+        description="Build, train, evaluate and ship multimodal models.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  omnifuse demo\n  omnifuse data synth --out data/shapes --n 2000\n"
+        "  omnifuse train recipes/shapes_clip.yaml --set train.max_steps=200\n"
+        "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb in VERBS:
+        verb.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        if args.verbose:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"omnifuse {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

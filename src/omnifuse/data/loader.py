@@ -1,0 +1,145 @@
+"""From samples to batches: a resumable, shardable batch sampler and a processing collator.
+
+Every random choice during loading derives from (seed, epoch, sample index): the order of an
+epoch, the caption picked for a sample, its augmentation. So the data seen after a resume,
+with any number of workers or processes, is exactly the data an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from omnifuse.data.decode import decode_value
+from omnifuse.data.processors import Processor
+from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
+
+
+class SampleDataset(Dataset):
+    """A list of samples restricted to the modalities a model uses."""
+
+    def __init__(self, samples: Sequence[Sample], modalities: Sequence[str]):
+        self.samples = list(samples)
+        self.modalities = sorted(modalities)
+        if not self.samples:
+            raise ValueError("the dataset is empty")
+        lacking = [s.source for s in self.samples[:1000] if not set(self.modalities) <= set(s.inputs)]
+        if lacking:
+            raise ValueError(f"samples lack modalities {self.modalities}; first: {lacking[:3]}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[int, Sample]:
+        return index, self.samples[index]
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Global batches from a seeded permutation per epoch; each process takes its contiguous slice.
+
+    `set_epoch(epoch, start_batch)` positions the sampler; resuming at batch k of an epoch
+    skips the first k batches without loading them.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
+        if drop_last and n < batch_size:
+            raise ValueError(f"{n} samples are fewer than one batch of {batch_size}")
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        per_rank = self.batch_size // self.world_size
+        for b in range(self.start_batch, self.batches_per_epoch()):
+            batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+
+class Collator:
+    """Decodes raw values (skipping corrupt samples under the policy) and runs the processor."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        modalities: Sequence[str],
+        train: bool = False,
+        seed: int = 0,
+        policy: CorruptSamplePolicy | None = None,
+    ):
+        self.processor = processor
+        self.modalities = sorted(modalities)
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.policy = policy or CorruptSamplePolicy()
+
+    def _decode(self, sample: Sample) -> dict[str, Any] | None:
+        try:
+            return {m: decode_value(m, sample.inputs[m], sample.source) for m in self.modalities}
+        except CorruptSampleError as err:
+            self.policy.report(sample.source, str(err))
+            return None
+
+    def __call__(self, items: Sequence[tuple[int, Sample]]) -> dict[str, torch.Tensor]:
+        kept, values = [], {m: [] for m in self.modalities}
+        for index, sample in items:
+            decoded = self._decode(sample)
+            if decoded is None:
+                continue
+            kept.append(index)
+            for m in self.modalities:
+                values[m].append(decoded[m])
+        if not kept:
+            return {"index": torch.empty(0, dtype=torch.long)}
+        rngs = [random.Random(hash((self.seed, self.epoch, i))) for i in kept] if self.train else None
+        batch = self.processor(values, train=self.train, rngs=rngs)
+        batch["index"] = torch.tensor(kept)  # (B,) positions in the dataset
+        return batch
+
+
+def eval_loader(
+    samples: Sequence[Sample],
+    processor: Processor,
+    modalities: Sequence[str],
+    batch_size: int = 256,
+    policy: CorruptSamplePolicy | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """Sequential batches for evaluation and embedding; corrupt samples are skipped and counted."""
+    dataset = SampleDataset(samples, modalities)
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=Collator(processor, modalities, train=False, policy=policy),
+        num_workers=num_workers,
+    )

@@ -1,0 +1,140 @@
+"""`SynthConfig`: what `generate` makes, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from omnifuse.data.synth.vocab import COLORS, GRID, SHAPES, split_combo
+
+#: Split names, in the order samples are assigned to them (by sample index).
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Held out of the training split by default. Each combination's color and shape also
+#: appear in other, seen combinations, so a model has seen every word, never the pair.
+DEFAULT_HOLDOUT: tuple[str, ...] = (
+    "red circle",
+    "blue square",
+    "green triangle",
+    "yellow star",
+    "purple diamond",
+    "cyan hexagon",
+)
+
+
+@dataclass
+class SynthConfig:
+    """Configuration of the synthetic shapes world.
+
+    Samples ``0 .. n-1`` are assigned to splits in order (first train, then val, then
+    test), with ``round(n * fraction)`` samples for train and val and the rest for test.
+    Sample ``i`` depends only on ``(seed, i)`` and this config, never on the order or
+    process it was made in.
+    """
+
+    n: int = 1000
+    """Number of samples over all splits."""
+
+    seed: int = 0
+    """Base seed; sample ``i`` uses generators seeded from ``(seed, i, stream)``."""
+
+    image_size: int = 64
+    """Side of the square images, in pixels (at least 24)."""
+
+    min_objects: int = 1
+    """Fewest objects in a scene (at least 1)."""
+
+    max_objects: int = 3
+    """Most objects in a scene (at most 9, one per grid cell)."""
+
+    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    """Fraction of samples per split; keys among train/val/test, values summing to 1."""
+
+    holdout: list[str] = field(default_factory=lambda: list(DEFAULT_HOLDOUT))
+    """"color shape" combinations never shown in the train split (compositional test)."""
+
+    heldout_test_fraction: float = 0.25
+    """Fraction of test scenes forced to contain at least one held-out combination (the
+    others are drawn from the full distribution and contain one only by chance), so the
+    compositional score is measured on enough samples. Ignored when `holdout` is empty."""
+
+    modalities: list[str] = field(default_factory=lambda: ["image"])
+    """Renderers to run per sample (names in `omnifuse.data.synth.render.RENDERERS`)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n, int) or self.n <= 0:
+            raise ValueError(f"n must be a positive integer, got {self.n!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.image_size, int) or self.image_size < 24:
+            raise ValueError(f"image_size must be an integer >= 24 pixels, got {self.image_size!r}")
+        if not 1 <= self.min_objects <= self.max_objects <= GRID * GRID:
+            raise ValueError(
+                f"need 1 <= min_objects <= max_objects <= {GRID * GRID}, "
+                f"got min_objects={self.min_objects}, max_objects={self.max_objects}"
+            )
+        self._check_splits()
+        self._check_holdout()
+        if not 0.0 <= self.heldout_test_fraction <= 1.0:
+            raise ValueError(f"heldout_test_fraction must be in [0, 1], got {self.heldout_test_fraction!r}")
+        from omnifuse.data.synth.render import RENDERERS
+
+        unknown = [m for m in self.modalities if m not in RENDERERS]
+        if unknown or not self.modalities:
+            raise ValueError(
+                f"unknown or missing modalities {unknown or self.modalities!r}; known: {', '.join(sorted(RENDERERS))}"
+            )
+
+    def _check_splits(self) -> None:
+        unknown = [k for k in self.splits if k not in SPLITS]
+        if unknown:
+            raise ValueError(f"unknown split name(s) {unknown}; allowed: {', '.join(SPLITS)}")
+        bad = {k: v for k, v in self.splits.items() if not (isinstance(v, (int, float)) and 0 <= v <= 1)}
+        if bad:
+            raise ValueError(f"split fractions must be numbers in [0, 1], got {bad}")
+        total = sum(self.splits.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"split fractions must sum to 1, got {dict(self.splits)} (sum {total:g})")
+
+    def _check_holdout(self) -> None:
+        parsed = [split_combo(c) for c in self.holdout]  # raises on unknown color / shape
+        if len(set(parsed)) != len(parsed):
+            raise ValueError(f"holdout has duplicate combinations: {self.holdout}")
+        held = set(parsed)
+        if len(COLORS) * len(SHAPES) - len(held) < self.max_objects:
+            raise ValueError(
+                f"holdout leaves {len(COLORS) * len(SHAPES) - len(held)} seen combinations, fewer than "
+                f"max_objects={self.max_objects} (objects in a scene have distinct combinations)"
+            )
+        for color, shape in parsed:
+            # The point of holding out is to test seen words in an unseen pair.
+            if all((color, s) in held for s in SHAPES):
+                raise ValueError(
+                    f"holdout {color + ' ' + shape!r}: color {color!r} is held out with every shape, "
+                    "so the train split would never show it; keep at least one seen shape per color"
+                )
+            if all((c, shape) in held for c in COLORS):
+                raise ValueError(
+                    f"holdout {color + ' ' + shape!r}: shape {shape!r} is held out with every color, "
+                    "so the train split would never show it; keep at least one seen color per shape"
+                )
+
+    def split_sizes(self) -> dict[str, int]:
+        """Number of samples per split, in `SPLITS` order; the last split takes the rounding rest."""
+        names = [s for s in SPLITS if s in self.splits]
+        sizes: dict[str, int] = {}
+        left = self.n
+        for name in names[:-1]:
+            sizes[name] = min(left, round(self.n * self.splits[name]))
+            left -= sizes[name]
+        sizes[names[-1]] = left
+        return sizes
+
+    def split_of(self, index: int) -> str:
+        """Split of sample ``index`` (samples are assigned to splits in order)."""
+        start = 0
+        for name, size in self.split_sizes().items():
+            if index < start + size:
+                return name
+            start += size
+        raise IndexError(f"sample index {index} out of range for n={self.n}")

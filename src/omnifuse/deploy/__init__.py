@@ -1,0 +1,1 @@
+"""Deployment: benchmarks now; compression, export and the runtime come next."""

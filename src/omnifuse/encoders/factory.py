@@ -1,0 +1,51 @@
+"""Tower config -> built encoder (from scratch or from pretrained HF weights)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from omnifuse.encoders.freezing import freeze, set_gradient_checkpointing
+from omnifuse.encoders.hf import HFEncoder, load_hf_encoder
+from omnifuse.encoders.presets import ARCHS, build_scratch_encoder
+
+
+@dataclass
+class TowerConfig:
+    """How to build one modality's encoder."""
+
+    source: Literal["scratch", "hf"] = "scratch"
+    """`scratch`: a preset with random init; `hf`: pretrained weights by hub name or local dir."""
+    arch: Literal["bert", "vit"] = "bert"
+    """From-scratch architecture (bert for text, vit for images)."""
+    preset: Literal["tiny", "small", "base"] = "tiny"
+    name_or_path: str | None = None
+    """Hub name or local directory, for source `hf`."""
+    pooling: Literal["cls", "mean", "pooler"] = "cls"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """HF config fields to override for from-scratch presets (e.g. `patch_size: 8`)."""
+    trainable_layers: int | None = None
+    """None: train everything; 0: freeze the tower; N: train only the top N layers."""
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source == "hf" and not self.name_or_path:
+            raise ValueError("a tower with source 'hf' needs 'name_or_path'")
+        if self.trainable_layers is not None and self.trainable_layers < 0:
+            raise ValueError(f"trainable_layers must be >= 0 or null; got {self.trainable_layers}")
+
+
+def build_encoder(cfg: TowerConfig, modality: str, data_overrides: dict[str, Any] | None = None) -> HFEncoder:
+    """Build a tower; `data_overrides` are sizes from the processor (vocab, lengths, image size)."""
+    if cfg.source == "hf":
+        encoder = load_hf_encoder(cfg.name_or_path, modality, cfg.pooling)
+    else:
+        if ARCHS[cfg.arch] != modality:
+            raise ValueError(f"arch '{cfg.arch}' encodes {ARCHS[cfg.arch]}, not {modality}")
+        overrides = {**(data_overrides or {}), **cfg.overrides}
+        encoder = build_scratch_encoder(cfg.arch, cfg.preset, cfg.pooling, **overrides)
+    if cfg.trainable_layers is not None:
+        freeze(encoder, cfg.trainable_layers)
+    if cfg.gradient_checkpointing:
+        set_gradient_checkpointing(encoder, True)
+    return encoder

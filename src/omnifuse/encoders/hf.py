@@ -1,0 +1,129 @@
+"""Adapters over HF transformers models: any text or vision model becomes an `Encoder`.
+
+The adapter maps the batch dict to the model's keyword arguments, pools the token
+features (`cls`, `mean` or the model's own `pooler`) and records the HF class and config,
+so an artifact can rebuild the tower without the hub.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import transformers
+from transformers import PretrainedConfig, PreTrainedModel
+
+from omnifuse.encoders.base import Encoder, EncoderOutput
+
+POOLINGS = ("cls", "mean", "pooler")
+
+
+def _text_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    kwargs = {"input_ids": batch["text"]}
+    if "text_mask" in batch:
+        kwargs["attention_mask"] = batch["text_mask"]
+    return kwargs
+
+
+def _image_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"pixel_values": batch["image"]}
+
+
+#: modality -> function building the HF model's keyword arguments from a batch.
+INPUT_ADAPTERS = {"text": _text_kwargs, "image": _image_kwargs}
+
+
+def hf_model_class(name: str) -> type[PreTrainedModel]:
+    """Look up a model class in `transformers` by name (never remote code)."""
+    cls = getattr(transformers, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, PreTrainedModel)):
+        raise ValueError(f"'{name}' is not a transformers model class")
+    return cls
+
+
+def accepts_pooling_flag(cls: type) -> bool:
+    return "add_pooling_layer" in inspect.signature(cls.__init__).parameters
+
+
+class HFEncoder(Encoder):
+    """Wraps an HF `PreTrainedModel` as an `Encoder` for one modality.
+
+    pooling: "cls" (first token), "mean" (masked mean over tokens) or "pooler" (the
+    model's own `pooler_output`: CLIP's EOS token / post-layernorm CLS, SigLIP's head).
+    """
+
+    def __init__(self, model: PreTrainedModel, modality: str, pooling: str = "cls"):
+        super().__init__()
+        if modality not in INPUT_ADAPTERS:
+            raise ValueError(f"no HF input adapter for modality '{modality}'; known: {sorted(INPUT_ADAPTERS)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got '{pooling}'")
+        self.model = model
+        self.modality = modality
+        self.pooling = pooling
+        cfg = model.config
+        self.hidden_size = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
+        out = self.model(**INPUT_ADAPTERS[self.modality](batch), return_dict=True)
+        tokens = out.last_hidden_state  # (B, T, D)
+        if self.modality == "text" and "text_mask" in batch:
+            mask = batch["text_mask"].to(tokens.dtype)  # (B, T)
+        else:
+            mask = tokens.new_ones(tokens.shape[:2])  # (B, T)
+        if self.pooling == "cls":
+            pooled = tokens[:, 0]
+        elif self.pooling == "mean":
+            pooled = (tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        else:
+            pooled = getattr(out, "pooler_output", None)
+            if pooled is None:
+                raise ValueError(f"{type(self.model).__name__} has no pooler output; use pooling 'cls' or 'mean'")
+        return EncoderOutput(tokens=tokens, mask=mask, pooled=pooled)  # pooled: (B, D)
+
+    def to_config(self) -> dict[str, Any]:
+        cfg = {
+            "type": "hf",
+            "modality": self.modality,
+            "pooling": self.pooling,
+            "hf_class": type(self.model).__name__,
+            "hf_config": self.model.config.to_dict(),
+        }
+        if accepts_pooling_flag(type(self.model)):
+            cfg["add_pooling_layer"] = getattr(self.model, "pooler", None) is not None
+        return cfg
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> HFEncoder:
+        """Rebuild the architecture (random weights) from `to_config()` output: no hub access."""
+        model_cls = hf_model_class(cfg["hf_class"])
+        hf_config = dict(cfg["hf_config"])
+        config: PretrainedConfig = model_cls.config_class.from_dict(hf_config)
+        return cls(instantiate(model_cls, config, cfg.get("add_pooling_layer")), cfg["modality"], cfg["pooling"])
+
+
+def instantiate(
+    model_cls: type[PreTrainedModel], config: PretrainedConfig, add_pooling_layer: bool | None
+) -> PreTrainedModel:
+    kwargs = {}
+    if add_pooling_layer is not None and accepts_pooling_flag(model_cls):
+        kwargs["add_pooling_layer"] = add_pooling_layer
+    config._attn_implementation = "sdpa"
+    return model_cls(config, **kwargs)
+
+
+def load_hf_encoder(name_or_path: str, modality: str, pooling: str = "cls", **kwargs: Any) -> HFEncoder:
+    """Load pretrained weights by hub name or local directory (`AutoModel`).
+
+    For a joint checkpoint (e.g. a CLIP model) pass the tower class yourself, or use
+    `omnifuse.models.DualEncoder.from_hf`.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    model_cls = AutoModel._model_mapping[type(config)]
+    if pooling != "pooler" and accepts_pooling_flag(model_cls):
+        kwargs.setdefault("add_pooling_layer", False)
+    model = AutoModel.from_pretrained(name_or_path, **kwargs)
+    return HFEncoder(model, modality, pooling)

@@ -1,0 +1,53 @@
+"""From-scratch encoder presets: small HF configs with random initialisation.
+
+Architecture only; sizes that depend on the data (vocabulary, sequence length, image size)
+come from the processor at build time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+
+from omnifuse.encoders.hf import HFEncoder, instantiate
+
+# name -> (hidden, layers, heads, mlp)
+_SIZES = {
+    "tiny": (64, 2, 2, 128),
+    "small": (256, 4, 4, 1024),
+    "base": (768, 12, 12, 3072),
+}
+
+ARCHS = {"bert": "text", "vit": "image"}
+
+
+def preset_config(arch: str, preset: str, **overrides: Any):
+    """The HF config of a preset; `overrides` set any config field (e.g. `patch_size=8`)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown from-scratch architecture '{arch}'; known: {sorted(ARCHS)}")
+    if preset not in _SIZES:
+        raise ValueError(f"unknown preset '{preset}'; known: {sorted(_SIZES)}")
+    hidden, layers, heads, mlp = _SIZES[preset]
+    common = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    if arch == "bert":
+        base = dict(common, vocab_size=30522, max_position_embeddings=64, type_vocab_size=1)
+        base.update(overrides)
+        return BertConfig(**base)
+    base = dict(common, image_size=224, patch_size=16, num_channels=3, qkv_bias=True)
+    base.update(overrides)
+    return ViTConfig(**base)
+
+
+def build_scratch_encoder(arch: str, preset: str = "tiny", pooling: str = "cls", **overrides: Any) -> HFEncoder:
+    config = preset_config(arch, preset, **overrides)
+    model_cls = BertModel if arch == "bert" else ViTModel
+    model = instantiate(model_cls, config, add_pooling_layer=pooling == "pooler")
+    return HFEncoder(model, ARCHS[arch], pooling)

@@ -1,0 +1,50 @@
+"""Evaluation: metrics, linear probes, plots and the HTML report.
+
+Pure functions of tensors, arrays and metric rows; nothing here imports a model or the
+training loop. scikit-learn, matplotlib and Pillow are imported only when a function needs them.
+"""
+
+from omnifuse.eval.linear_probe import linear_probe
+from omnifuse.eval.metrics import (
+    bidirectional_retrieval,
+    classification_report,
+    confusion_matrix,
+    retrieval_metrics,
+    retrieval_ranks,
+    topk_accuracy,
+)
+from omnifuse.eval.plots import plot_confusion_matrix, plot_curves
+from omnifuse.eval.report import (
+    ImageSection,
+    ReportSection,
+    RetrievalExample,
+    RetrievalGridSection,
+    TableSection,
+    TextSection,
+    format_table,
+    image_data_uri,
+    render_report,
+    write_report,
+)
+
+__all__ = [
+    "ImageSection",
+    "ReportSection",
+    "RetrievalExample",
+    "RetrievalGridSection",
+    "TableSection",
+    "TextSection",
+    "bidirectional_retrieval",
+    "classification_report",
+    "confusion_matrix",
+    "format_table",
+    "image_data_uri",
+    "linear_probe",
+    "plot_confusion_matrix",
+    "plot_curves",
+    "render_report",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "topk_accuracy",
+    "write_report",
+]

@@ -1,0 +1,17 @@
+"""Model assemblies: DualEncoder (CLIP/SigLIP), zero-shot classifier; more to come."""
+
+from omnifuse.models.artifact import ArtifactError
+from omnifuse.models.dual_encoder import DualEncoder
+from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
+from omnifuse.models.outputs import DualEncoderOutput
+from omnifuse.models.zero_shot import ZeroShotClassifier
+
+__all__ = [
+    "MODEL_TYPES",
+    "ArtifactError",
+    "DualEncoder",
+    "DualEncoderOutput",
+    "ZeroShotClassifier",
+    "build_model",
+    "load_model",
+]

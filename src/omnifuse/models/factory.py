@@ -1,0 +1,60 @@
+"""The one thin factory: a model config (+ processor) -> a built model; a directory -> a loaded model."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from omnifuse.data.processors import Processor
+from omnifuse.encoders.factory import build_encoder
+from omnifuse.losses import build_loss
+from omnifuse.models.artifact import read_config, resolve_artifact_dir
+from omnifuse.models.config import ModelConfig
+from omnifuse.models.dual_encoder import DualEncoder
+
+MODEL_TYPES: dict[str, type[nn.Module]] = {"dual_encoder": DualEncoder}
+
+
+def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
+    """Config fields of a from-scratch tower that the data decides."""
+    if modality not in processor.processors:
+        return {}
+    proc = processor[modality]
+    if modality == "text":
+        tok = proc.tokenizer
+        return {"vocab_size": len(tok), "max_position_embeddings": max(64, proc.max_length), "pad_token_id": tok.pad_token_id or 0}
+    if modality == "image":
+        return {"image_size": proc.settings.size}
+    return {}
+
+
+def build_model(cfg: ModelConfig, processor: Processor) -> DualEncoder:
+    if cfg.from_hf:
+        model = DualEncoder.from_hf(cfg.from_hf)
+        model.processor = processor if processor.processors else model.processor
+        return model.train()
+    missing = [m for m in cfg.towers if m not in processor.processors]
+    if missing:
+        raise ValueError(f"no processor for tower(s) {missing}; the data/processor has {processor.modalities}")
+    towers = {m: build_encoder(t, m, data_overrides(processor, m)) for m, t in sorted(cfg.towers.items())}
+    return DualEncoder(
+        towers,
+        cfg.embed_dim,
+        build_loss(cfg.loss, **cfg.loss_kwargs),
+        projection=cfg.projection,
+        init_temperature=cfg.init_temperature,
+        init_bias=cfg.init_bias,
+        learn_temperature=cfg.learn_temperature,
+        anchor=cfg.anchor,
+        processor=processor,
+    )
+
+
+def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
+    """Load any omnifuse artifact, dispatching on `model_type` in its config.json."""
+    config = read_config(resolve_artifact_dir(dir_or_hub_name))
+    if config["model_type"] not in MODEL_TYPES:
+        raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(MODEL_TYPES)}")
+    return MODEL_TYPES[config["model_type"]].from_pretrained(dir_or_hub_name)

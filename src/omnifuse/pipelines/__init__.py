@@ -1,0 +1,1 @@
+"""End-to-end jobs that compose the layers below (the demo)."""

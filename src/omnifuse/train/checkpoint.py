@@ -1,0 +1,130 @@
+"""Atomic, resumable checkpoints: `checkpoints/step-N/`.
+
+A checkpoint holds the model artifact (loadable on its own), the optimizer and scheduler,
+the RNG states and the data position. It is written under a temporary name, every file is
+fsynced, then the directory is renamed: a `step-N` directory is always complete, and only
+those are ever loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(path)
+
+
+def atomic_dir(final: Path, write) -> Path:
+    """Call `write(tmp_dir)`, fsync, then swap the result in as `final` (replacing any old one)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    fsync_tree(tmp)
+    old = final.parent / f".old-{final.name}-{os.getpid()}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{i}"] = s
+    np_state = np.random.get_state()
+    tensors["numpy_keys"] = torch.from_numpy(np_state[1].astype(np.int64))
+    plain = {
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+    return tensors, plain
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, state, gauss = plain["python"]
+    random.setstate((version, tuple(state), gauss))
+    name, pos, has_gauss, cached = plain["numpy"]
+    np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def save_checkpoint(
+    root: Path, step: int, model, optimizer, scheduler, state: dict[str, Any], rank_suffix: str = ""
+) -> Path:
+    """Write `root/step-N` atomically. `state` is JSON-able trainer state (data position ...)."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp / "model")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        tensors, plain = rng_state()
+        save_file(tensors, str(tmp / f"rng{rank_suffix}.safetensors"))
+        payload = {"step": step, "scheduler": scheduler.state_dict(), "rng": plain, **state}
+        (tmp / "trainer_state.json").write_text(json.dumps(payload, indent=2))
+
+    return atomic_dir(root / f"step-{step}", write)
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """`step-N` directories, oldest first (temporary ones are never listed)."""
+    if not root.exists():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, rank_suffix: str = "") -> dict[str, Any]:
+    """Restore everything in place; returns the trainer state."""
+    from omnifuse.models.artifact import load_weights
+
+    load_weights(model, path / "model")
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    state = json.loads((path / "trainer_state.json").read_text())
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(load_file(str(path / f"rng{rank_suffix}.safetensors")), state["rng"])
+    return state
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    for old in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in root.glob(".tmp-*"):
+        if not tmp.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""The recipe: typed configs for data, processors, model, training and evaluation.
+
+A recipe is a YAML file; `load_recipe` validates every key and type before any work is
+done, naming the key at fault and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from omnifuse.data.processors import ImageSettings
+from omnifuse.models.config import ModelConfig
+from omnifuse.utils.config import ConfigError, from_dict, set_by_path, to_dict
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    """Training data: a JSONL/CSV manifest, a shard directory (with index.json) or an image folder."""
+    val: str | None = None
+    """Validation data, same kinds; evaluated every `train.eval_every` steps."""
+    columns: dict[str, str] = field(default_factory=lambda: {"image": "image", "text": "captions"})
+    """Modality -> manifest column."""
+    strict: bool = False
+    """Fail on the first corrupt or missing sample instead of skipping and counting."""
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ValueError("data.train is required (a manifest, shard directory or image folder)")
+
+
+@dataclass
+class TextProcessorConfig:
+    tokenizer: str = "word"
+    """`word`: build a word-level tokenizer from the training texts; else an HF name or local dir."""
+    max_length: int = 32
+
+
+@dataclass
+class ProcessorConfig:
+    text: TextProcessorConfig = field(default_factory=TextProcessorConfig)
+    image: ImageSettings = field(default_factory=ImageSettings)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    metric: str | None = None
+    """A validation metric name (e.g. `val/text_to_image/R@1`); null disables early stopping."""
+    mode: Literal["max", "min"] = "max"
+    patience: int = 5
+    """Evaluations without improvement before stopping."""
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    """Global batch per micro-step (split across processes)."""
+    grad_accum: int = 1
+    max_steps: int = 1000
+    """Optimizer steps."""
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    warmup_steps: int = 50
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float | None = 1.0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast (fast on CPUs with AMX/AVX512-BF16 and on recent GPUs)."""
+    seed: int = 0
+    deterministic: bool = False
+    """Deterministic algorithms, for bitwise-reproducible (and resumable) runs."""
+    num_workers: int = 0
+    threads: int | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 2
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "max_steps", "log_every", "keep_checkpoints"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be positive; got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be positive; got {self.lr}")
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"train.{name} must be positive or null; got {value}")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 256
+    max_items: int = 1000
+    """Retrieval is measured on the first `max_items` validation pairs."""
+    label_key: str | None = None
+    """Sample label used for zero-shot accuracy (e.g. `color_shape`); null skips it."""
+    class_names: list[str] | None = None
+    """Zero-shot classes; default: the labels found in the validation data."""
+    templates: list[str] = field(default_factory=lambda: ["a {}", "there is a {}"])
+    only_single_object: bool = False
+    """Zero-shot only on samples whose metadata has n_objects == 1 (shapes world)."""
+
+
+@dataclass
+class Recipe:
+    name: str = "run"
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=lambda: DataConfig(train="?"))
+    processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(from_hf="?"))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+REQUIRED = ("data", "model")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key.path=value` with the value parsed as YAML (`3`, `1e-4`, `true`, `[1, 2]`, `null`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value; got '{item}'")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def recipe_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    data = dict(data or {})
+    for item in overrides:
+        set_by_path(data, *parse_override(item))
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise ConfigError(f"the recipe needs a '{missing[0]}' section")
+    return from_dict(Recipe, data)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"recipe {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of sections (data, model, train, ...)")
+    try:
+        return recipe_from_dict(data, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def dump_recipe(recipe: Recipe, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))

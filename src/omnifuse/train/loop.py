@@ -1,0 +1,319 @@
+"""The training loop, on HF Accelerate: AdamW + warmup/cosine, accumulation, clipping, bf16,
+atomic checkpoints with exact resume, periodic evaluation, early stopping, `best/`.
+
+A run directory: `config.yaml` (written by the caller), `metrics.jsonl`, `checkpoints/step-N/`,
+`best/` (an artifact), `plots/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset
+from omnifuse.data.sample import CorruptSamplePolicy, Sample
+from omnifuse.train.checkpoint import (
+    atomic_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from omnifuse.train.config import TrainConfig
+from omnifuse.train.optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger("omnifuse.train")
+
+Evaluator = Callable[[torch.nn.Module], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    step: int
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    best_metric: float | None = None
+    best_step: int | None = None
+    stopped_early: bool = False
+    run_dir: Path | None = None
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+class MetricsLog:
+    """`metrics.jsonl`, one JSON object per line; on resume, rows after the checkpoint are dropped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+        return rows
+
+    def truncate_after(self, step: int) -> None:
+        kept = [r for r in self.rows() if r.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+class Trainer:
+    """Trains any model whose forward(batch) returns an output with a `.loss`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_samples: Sequence[Sample],
+        config: TrainConfig,
+        run_dir: str | Path,
+        evaluator: Evaluator | None = None,
+        modalities: Sequence[str] | None = None,
+        strict: bool = False,
+    ):
+        from accelerate import Accelerator
+
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.evaluator = evaluator
+        seed_everything(config.seed, config.deterministic)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.accelerator = Accelerator(
+            mixed_precision="bf16" if config.precision == "bf16" else "no",
+            cpu=not torch.cuda.is_available(),
+        )
+        acc = self.accelerator
+        self.modalities = sorted(modalities or model.modalities)
+        self.policy = CorruptSamplePolicy(strict=strict, name="train data")
+        dataset = SampleDataset(train_samples, self.modalities)
+        self.sampler = EpochBatchSampler(
+            len(dataset), config.batch_size, seed=config.seed, rank=acc.process_index, world_size=acc.num_processes
+        )
+        self.collator = Collator(model.processor, self.modalities, train=True, seed=config.seed, policy=self.policy)
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            collate_fn=self.collator,
+            num_workers=config.num_workers,
+            persistent_workers=False,
+        )
+        optimizer = build_optimizer(model, config.lr, config.weight_decay, config.betas, config.eps)
+        self.scheduler = build_scheduler(
+            optimizer, config.warmup_steps, config.max_steps, config.schedule, config.min_lr_ratio
+        )
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_evals = 0
+
+    # ---- state ------------------------------------------------------------------------------
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "world_size": self.accelerator.num_processes,
+        }
+
+    def save_checkpoint(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            root = self.run_dir / "checkpoints"
+            save_checkpoint(root, self.step, self.unwrapped, self.optimizer, self.scheduler, self.trainer_state())
+            prune_checkpoints(root, self.config.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+
+    def resume(self) -> bool:
+        """Continue from the newest complete checkpoint; False when there is none."""
+        path = latest_checkpoint(self.run_dir / "checkpoints")
+        if path is None:
+            return False
+        state = load_checkpoint(path, self.unwrapped, self.optimizer, self.scheduler)
+        if state.get("world_size", 1) != self.accelerator.num_processes:
+            logger.warning("resuming a %s-process run with %s processes", state["world_size"], self.accelerator.num_processes)
+        self.step = state["step"]
+        self.epoch, self.batch_in_epoch = state["epoch"], state["batch_in_epoch"]
+        self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
+        if self.accelerator.is_main_process:
+            self.metrics.truncate_after(self.step)
+        logger.info("resumed from %s (step %d)", path, self.step)
+        return True
+
+    # ---- evaluation ------------------------------------------------------------------------
+    def improved(self, value: float) -> bool:
+        if self.best is None or math.isnan(self.best):
+            return True
+        return value > self.best if self.config.early_stopping.mode == "max" else value < self.best
+
+    def evaluate(self) -> bool:
+        """Run the evaluator, log, keep `best/`; returns True when early stopping says stop."""
+        if self.evaluator is None:
+            return False
+        self.accelerator.wait_for_everyone()
+        stop = False
+        if self.accelerator.is_main_process:
+            metrics = self.evaluator(self.unwrapped)
+            self.metrics.append({"step": self.step, **metrics})
+            es = self.config.early_stopping
+            key = es.metric
+            if key is not None and key not in metrics:
+                raise KeyError(f"early_stopping.metric '{key}' is not among the metrics: {sorted(metrics)}")
+            value = metrics[key] if key else -metrics.get("val/loss", 0.0)
+            if self.improved(value):
+                self.best, self.best_step, self.bad_evals = value, self.step, 0
+                atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)
+            else:
+                self.bad_evals += 1
+                stop = key is not None and self.bad_evals >= es.patience
+        if self.accelerator.num_processes > 1:  # every process must stop together
+            flag = torch.tensor([int(stop)], device=self.accelerator.device)
+            torch.distributed.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    # ---- the loop --------------------------------------------------------------------------
+    def batches(self):
+        """Endless micro-batches from the current data position, advancing epochs."""
+        while True:
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            self.collator.epoch = self.epoch
+            for batch in self.loader:
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def train_step(self, micro_batches: list[dict[str, torch.Tensor]]) -> float:
+        acc, model = self.accelerator, self.model
+        total = 0.0
+        for i, batch in enumerate(micro_batches):
+            batch = {k: v.to(acc.device) for k, v in batch.items() if k != "index"}
+            sync = i == len(micro_batches) - 1
+            ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else nullcontext()
+            with ctx, acc.autocast():
+                loss = model(batch).loss / len(micro_batches)
+            acc.backward(loss)
+            total += float(loss.detach())
+        if self.config.max_grad_norm:
+            acc.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        cfg, acc = self.config, self.accelerator
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+        elif acc.is_main_process and self.metrics.path.exists():
+            self.metrics.path.unlink()
+        writer = self._tensorboard() if cfg.tensorboard and acc.is_main_process else None
+        self.model.train()
+        stream = self.batches()
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc="train",
+            disable=not (cfg.progress and acc.is_main_process),
+            dynamic_ncols=True,
+        )
+        started, seen, stopped = time.perf_counter(), 0, False
+        window: list[float] = []
+        while self.step < cfg.max_steps and not stopped:
+            micro = [next(stream) for _ in range(cfg.grad_accum)]
+            loss = self.train_step(micro)
+            self.step += 1
+            seen += sum(len(b["index"]) for b in micro) * acc.num_processes
+            window.append(loss)
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                row = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "train/loss": sum(window) / len(window),
+                    "train/lr": self.scheduler.get_last_lr()[0],
+                    "train/logit_scale": float(self.unwrapped.scale().detach()) if hasattr(self.unwrapped, "scale") else None,
+                    "train/samples_per_s": rate,
+                }
+                window = []
+                bar.set_postfix(loss=f"{row['train/loss']:.4f}", samples_s=f"{rate:.0f}")
+                if acc.is_main_process:
+                    self.metrics.append(row)
+                    if writer:
+                        for k, v in row.items():
+                            if isinstance(v, float):
+                                writer.add_scalar(k, v, self.step)
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
+                stopped = self.evaluate()
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        if self.evaluator is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0):
+            self.evaluate()
+        if not (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+            self.save_checkpoint()
+        if self.evaluator is None and acc.is_main_process:
+            atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)
+        self.policy.log()
+        if writer:
+            writer.close()
+        elapsed = time.perf_counter() - started
+        return TrainResult(
+            step=self.step,
+            metrics=self.metrics.rows(),
+            best_metric=self.best,
+            best_step=self.best_step,
+            stopped_early=stopped,
+            run_dir=self.run_dir,
+            seconds=elapsed,
+            samples_per_second=seen / max(elapsed, 1e-9),
+        )
+
+    def _tensorboard(self):
+        from omnifuse._optional import require
+
+        tb = require("torch.utils.tensorboard", "tensorboard", "TensorBoard logging")
+        return tb.SummaryWriter(str(self.run_dir / "tensorboard"))

@@ -1,0 +1,72 @@
+"""Recipes: every shipped recipe parses; bad keys and values fail before any work, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from omnifuse.train.config import load_recipe, recipe_from_dict
+from omnifuse.utils.config import ConfigError
+
+RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+
+
+def test_recipes_exist():
+    assert RECIPES, "the recipes/ folder should ship at least one recipe"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_parses(path):
+    recipe = load_recipe(path)
+    assert recipe.model.towers or recipe.model.from_hf
+
+
+@pytest.fixture
+def base(tmp_path, tiny_recipe):
+    return lambda: tiny_recipe(Path("/data"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("train.lr_typo", 1e-3, "unknown key 'train.lr_typo'; allowed keys here: .*batch_size"),
+        ("train.batch_size", "big", "'train.batch_size' must be an integer; got 'big'"),
+        ("train.precision", "fp8", "'train.precision' must be one of 'fp32', 'bf16'; got 'fp8'"),
+        ("model.loss", "hinge", "'model.loss' must be one of 'clip', 'siglip', 'triplet', 'npair', 'circle'"),
+        ("model.towers.text.pooling", "max", "'model.towers.text.pooling' must be one of"),
+        ("model.towers.text.depth", 3, "unknown key 'model.towers.text.depth'"),
+        ("train.max_steps", 0, "train.max_steps must be positive"),
+        ("eval.templates", "a {}", "'eval.templates' must be a list"),
+        ("train.early_stopping.mode", "up", "'train.early_stopping.mode' must be one of 'max', 'min'"),
+    ],
+)
+def test_bad_values_name_the_key(base, key, value, message):
+    data = base()
+    with pytest.raises(ConfigError, match=message):
+        recipe_from_dict(data, [f"{key}={yaml.safe_dump(value).strip().removesuffix('...').strip()}"])
+
+
+def test_set_overrides_apply(base):
+    recipe = recipe_from_dict(base(), ["train.lr=0.01", "model.embed_dim=16", "train.betas=[0.8, 0.9]"])
+    assert recipe.train.lr == 0.01 and recipe.model.embed_dim == 16 and recipe.train.betas == (0.8, 0.9)
+
+
+def test_missing_section_and_file(tmp_path):
+    with pytest.raises(ConfigError, match="needs a 'model' section"):
+        recipe_from_dict({"data": {"train": "x.jsonl"}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(bad)
+    bad.write_text("train:\n  lr_typo: 1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: .*needs a 'data' section"):
+        load_recipe(bad)
+
+
+def test_bad_set_syntax(base):
+    with pytest.raises(ConfigError, match="key=value"):
+        recipe_from_dict(base(), ["train.lr"])
