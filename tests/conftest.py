@@ -38,20 +38,37 @@ def _tiny_recipe_dict(shapes_dir: Path, out_dir: Path, **train) -> dict:
         "model": {
             "embed_dim": 32,
             "towers": {
-                "text": {"arch": "bert", "preset": "tiny", "pooling": "mean",
-                         "overrides": {"hidden_size": 32, "intermediate_size": 64}},
-                "image": {"arch": "vit", "preset": "tiny", "pooling": "cls",
-                          "overrides": {"hidden_size": 32, "intermediate_size": 64, "patch_size": 8}},
+                "text": {
+                    "arch": "bert",
+                    "preset": "tiny",
+                    "pooling": "mean",
+                    "overrides": {"hidden_size": 32, "intermediate_size": 64},
+                },
+                "image": {
+                    "arch": "vit",
+                    "preset": "tiny",
+                    "pooling": "cls",
+                    "overrides": {"hidden_size": 32, "intermediate_size": 64, "patch_size": 8},
+                },
             },
         },
-        "train": {"batch_size": 16, "max_steps": 6, "warmup_steps": 2, "log_every": 1, "progress": False,
-                  **train},
+        "train": {
+            "batch_size": 16,
+            "max_steps": 6,
+            "warmup_steps": 2,
+            "log_every": 1,
+            "progress": False,
+            **train,
+        },
         "eval": {"max_items": 12, "label_key": "color_shape"},
     }
 
 
-TEXTS = ["a small red circle at the top left", "a large blue square below a green star", "there is a cyan hexagon"]
-
+TEXTS = [
+    "a small red circle at the top left",
+    "a large blue square below a green star",
+    "there is a cyan hexagon",
+]
 
 
 def _tiny_model(loss: str = "clip"):
@@ -66,8 +83,11 @@ def _tiny_model(loss: str = "clip"):
             "loss": loss,
             "towers": {
                 "text": {"arch": "bert", "overrides": {"hidden_size": 16, "intermediate_size": 32}},
-                "image": {"arch": "vit", "pooling": "mean",
-                          "overrides": {"hidden_size": 16, "intermediate_size": 32, "patch_size": 8}},
+                "image": {
+                    "arch": "vit",
+                    "pooling": "mean",
+                    "overrides": {"hidden_size": 16, "intermediate_size": 32, "patch_size": 8},
+                },
             },
         },
     )
@@ -79,7 +99,6 @@ def _tiny_batch(model):
 
     images = [np.full((16, 16, 3), 40 * i, dtype=np.uint8) for i in range(3)]
     return model.processor({"text": TEXTS, "image": images})
-
 
 
 @pytest.fixture

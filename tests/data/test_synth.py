@@ -246,3 +246,19 @@ def test_scene_functions_compose() -> None:
 def test_bad_config(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SynthConfig(**kwargs)
+
+
+def test_minimal_pairs_swap_one_shape_in_train_only(tmp_path):
+    from omnifuse.data.synth import SynthConfig, generate
+
+    generate(SynthConfig(n=60, seed=4, minimal_pairs=True), tmp_path, progress=False, workers=1)
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    held = set(SynthConfig().holdout)
+    for a, b in zip(rows[0::2], rows[1::2]):
+        changed = [(x, y) for x, y in zip(a["objects"], b["objects"]) if x != y]
+        assert len(a["objects"]) == len(b["objects"]) and len(changed) == 1
+        x, y = changed[0]
+        assert x["shape"] != y["shape"] and {k: v for k, v in x.items() if k != "shape"} == {
+            k: v for k, v in y.items() if k != "shape"
+        }
+        assert f"{y['color']} {y['shape']}" not in held

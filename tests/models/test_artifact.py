@@ -10,12 +10,17 @@ from safetensors.torch import load_file, save_file
 
 from omnifuse.models import ArtifactError, DualEncoder, load_model
 
+
 @pytest.mark.parametrize("loss", ["clip", "siglip", "triplet"])
 def test_round_trip_gives_identical_outputs(tmp_path, loss, tiny_model, tiny_batch):
     model = tiny_model(loss)
     b = tiny_batch(model)
     model.save_pretrained(tmp_path / "m")
-    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "processor.json", "model.safetensors"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {
+        "config.json",
+        "processor.json",
+        "model.safetensors",
+    }
     again = load_model(tmp_path / "m")
     assert isinstance(again, DualEncoder)
     # the reloaded processor (tokenizer files included) produces the same tensors

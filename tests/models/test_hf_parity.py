@@ -9,10 +9,22 @@ from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from omnifuse.models import DualEncoder
 
-TEXT = dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=16)
-VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=30,
-              patch_size=6)
+TEXT = dict(
+    vocab_size=99,
+    hidden_size=32,
+    intermediate_size=37,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=16,
+)
+VISION = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    image_size=30,
+    patch_size=6,
+)
 
 
 def inputs(vocab: int = 99, eos: int | None = None):
@@ -27,7 +39,9 @@ def inputs(vocab: int = 99, eos: int | None = None):
 
 def test_clip_parity(tmp_path):
     torch.manual_seed(0)
-    hf = CLIPModel(CLIPConfig(text_config={**TEXT, "eos_token_id": 98}, vision_config=VISION, projection_dim=24))
+    hf = CLIPModel(
+        CLIPConfig(text_config={**TEXT, "eos_token_id": 98}, vision_config=VISION, projection_dim=24)
+    )
     hf.save_pretrained(tmp_path)
     hf = CLIPModel.from_pretrained(tmp_path).eval()
     ids, mask, pixels = inputs(eos=98)
@@ -63,7 +77,9 @@ def test_siglip_parity(tmp_path):
 
 
 def test_imported_clip_round_trips(tmp_path):
-    hf = CLIPModel(CLIPConfig(text_config={**TEXT, "eos_token_id": 98}, vision_config=VISION, projection_dim=24))
+    hf = CLIPModel(
+        CLIPConfig(text_config={**TEXT, "eos_token_id": 98}, vision_config=VISION, projection_dim=24)
+    )
     hf.save_pretrained(tmp_path / "hf")
     model = DualEncoder.from_hf(str(tmp_path / "hf"))
     model.save_pretrained(tmp_path / "ours")

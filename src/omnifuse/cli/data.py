@@ -23,7 +23,8 @@ def register(sub) -> None:
         verbs,
         "synth",
         "generate a shapes-world dataset (images, captions, questions, labels)",
-        "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'",
+        "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'\n"
+        "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs",
         run_synth,
     )
     synth.add_argument("--out", required=True, help="output directory")
@@ -32,6 +33,11 @@ def register(sub) -> None:
     synth.add_argument("--image-size", type=int, default=64, help="pixels (default 64)")
     synth.add_argument("--max-objects", type=int, default=3)
     synth.add_argument("--holdout", nargs="*", default=None, help="'color shape' pairs kept out of train")
+    synth.add_argument(
+        "--minimal-pairs",
+        action="store_true",
+        help="pair each train scene with a shape-swapped twin (hard negatives; train with data.group_size: 2)",
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pack = add_verb(
@@ -59,11 +65,21 @@ def register(sub) -> None:
 def run_synth(args) -> int:
     from omnifuse.data.synth import SynthConfig, generate
 
-    kwargs = dict(n=args.n, seed=args.seed, image_size=args.image_size, max_objects=args.max_objects)
+    kwargs = dict(
+        n=args.n,
+        seed=args.seed,
+        image_size=args.image_size,
+        max_objects=args.max_objects,
+        minimal_pairs=args.minimal_pairs,
+    )
     if args.holdout is not None:
         kwargs["holdout"] = list(args.holdout)
     summary = generate(SynthConfig(**kwargs), args.out, progress=not args.quiet)
-    print(json.dumps(summary.to_dict() if hasattr(summary, "to_dict") else summary.__dict__, indent=2, default=str))
+    print(
+        json.dumps(
+            summary.to_dict() if hasattr(summary, "to_dict") else summary.__dict__, indent=2, default=str
+        )
+    )
     return 0
 
 

@@ -15,7 +15,7 @@ def register(sub) -> None:
     )
     parser.add_argument("--workdir", default="runs/demo-work", help="where data and the run go")
     parser.add_argument("--n", type=int, default=12_000, help="scenes to synthesize")
-    parser.add_argument("--steps", type=int, default=600, help="training steps")
+    parser.add_argument("--steps", type=int, default=1600, help="training steps")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -53,7 +53,9 @@ def run(args) -> int:
     )
     metrics = evaluator(model)
     if args.probe_train and args.label_key:
-        train = read_samples(args.probe_train, columns=columns, policy=CorruptSamplePolicy(name=args.probe_train))
+        train = read_samples(
+            args.probe_train, columns=columns, policy=CorruptSamplePolicy(name=args.probe_train)
+        )
         metrics.update(linear_probe_eval(model, train, samples, args.label_key, batch_size=args.batch_size))
     rows = [{"metric": k, "value": v} for k, v in metrics.items()]
     print(format_table(rows))

@@ -1,5 +1,15 @@
 """Samples, processors, readers and writers, synthetic data."""
 
+from omnifuse.data.decode import decode_value, load_image, register_decoder
+from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset, eval_loader
+from omnifuse.data.processors import (
+    ImageProcessor,
+    ImageSettings,
+    Processor,
+    TextProcessor,
+    build_word_tokenizer,
+)
+from omnifuse.data.readers import inspect_dataset, read_image_folder, read_manifest, read_samples
 from omnifuse.data.sample import (
     MODALITIES,
     CorruptSampleError,
@@ -7,5 +17,32 @@ from omnifuse.data.sample import (
     DataError,
     Sample,
 )
+from omnifuse.data.shards import ShardChecksumError, pack_shards, read_shards, verify_shards
 
-__all__ = ["MODALITIES", "CorruptSampleError", "CorruptSamplePolicy", "DataError", "Sample"]
+__all__ = [
+    "MODALITIES",
+    "Collator",
+    "CorruptSampleError",
+    "CorruptSamplePolicy",
+    "DataError",
+    "EpochBatchSampler",
+    "ImageProcessor",
+    "ImageSettings",
+    "Processor",
+    "Sample",
+    "SampleDataset",
+    "ShardChecksumError",
+    "TextProcessor",
+    "build_word_tokenizer",
+    "decode_value",
+    "eval_loader",
+    "inspect_dataset",
+    "load_image",
+    "pack_shards",
+    "read_image_folder",
+    "read_manifest",
+    "read_samples",
+    "read_shards",
+    "register_decoder",
+    "verify_shards",
+]

@@ -41,6 +41,8 @@ class SampleDataset(Dataset):
 class EpochBatchSampler(Sampler[list[int]]):
     """Global batches from a seeded permutation per epoch; each process takes its contiguous slice.
 
+    `group_size` > 1 shuffles blocks of that many consecutive samples and keeps each block
+    together (e.g. minimal pairs that serve as each other's hard negatives).
     `set_epoch(epoch, start_batch)` positions the sampler; resuming at batch k of an epoch
     skips the first k batches without loading them.
     """
@@ -54,20 +56,25 @@ class EpochBatchSampler(Sampler[list[int]]):
         drop_last: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        group_size: int = 1,
     ):
+        if group_size < 1 or batch_size % group_size:
+            raise ValueError(f"batch_size {batch_size} must be a multiple of group_size {group_size}")
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
         if drop_last and n < batch_size:
             raise ValueError(f"{n} samples are fewer than one batch of {batch_size}")
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.group_size = group_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        n = self.n - self.n % self.group_size if self.shuffle else self.n
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __len__(self) -> int:
         return self.batches_per_epoch() - self.start_batch
@@ -75,7 +82,9 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
+            k = self.group_size
+            groups = torch.randperm(self.n // k, generator=g).tolist()
+            order = [gi * k + j for gi in groups for j in range(k)]  # a ragged tail group is dropped
         else:
             order = list(range(self.n))
         per_rank = self.batch_size // self.world_size
@@ -85,7 +94,10 @@ class EpochBatchSampler(Sampler[list[int]]):
 
 
 class Collator:
-    """Decodes raw values (skipping corrupt samples under the policy) and runs the processor."""
+    """Decodes raw values (skipping corrupt samples under the policy) and runs the processor.
+
+    `cache_decoded` keeps decoded values in memory (per worker process), for datasets that fit.
+    """
 
     def __init__(
         self,
@@ -94,6 +106,7 @@ class Collator:
         train: bool = False,
         seed: int = 0,
         policy: CorruptSamplePolicy | None = None,
+        cache_decoded: bool = False,
     ):
         self.processor = processor
         self.modalities = sorted(modalities)
@@ -101,18 +114,25 @@ class Collator:
         self.seed = seed
         self.epoch = 0
         self.policy = policy or CorruptSamplePolicy()
+        # index -> decoded values; a small dataset then decodes each file once, not every epoch.
+        self.cache: dict[int, dict[str, Any] | None] | None = {} if cache_decoded else None
 
-    def _decode(self, sample: Sample) -> dict[str, Any] | None:
+    def _decode(self, index: int, sample: Sample) -> dict[str, Any] | None:
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
         try:
-            return {m: decode_value(m, sample.inputs[m], sample.source) for m in self.modalities}
+            decoded = {m: decode_value(m, sample.inputs[m], sample.source) for m in self.modalities}
         except CorruptSampleError as err:
             self.policy.report(sample.source, str(err))
-            return None
+            decoded = None
+        if self.cache is not None:
+            self.cache[index] = decoded
+        return decoded
 
     def __call__(self, items: Sequence[tuple[int, Sample]]) -> dict[str, torch.Tensor]:
         kept, values = [], {m: [] for m in self.modalities}
         for index, sample in items:
-            decoded = self._decode(sample)
+            decoded = self._decode(index, sample)
             if decoded is None:
                 continue
             kept.append(index)

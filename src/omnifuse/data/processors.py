@@ -28,21 +28,29 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def build_word_tokenizer(texts: Sequence[str], min_frequency: int = 1):
-    """Train a word-level tokenizer (HF `tokenizers`) on `texts` for from-scratch text towers.
+    """A word-level tokenizer (HF `tokenizers`) over `texts`, for from-scratch text towers.
 
     Lower-cases, splits on whitespace and punctuation, wraps every text as `[CLS] ... [SEP]`.
+    The vocabulary is ordered by (-frequency, word), so the same texts always give the same
+    ids, in any process (the library's own trainer breaks ties in hash order).
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS, min_frequency=min_frequency)
-    tok.train_from_iterator(texts, trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    pre_tokenizer = pre_tokenizers.Whitespace()
+    counts = Counter(
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    words = sorted((w for w, c in counts.items() if c >= min_frequency), key=lambda w: (-counts[w], w))
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + [w for w in words if w not in SPECIAL_TOKENS])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -79,7 +87,10 @@ class TextProcessor:
         return value[rng.randrange(len(value))] if rng is not None else value[0]
 
     def __call__(
-        self, values: Sequence[str | Sequence[str]], train: bool = False, rngs: Sequence[random.Random] | None = None
+        self,
+        values: Sequence[str | Sequence[str]],
+        train: bool = False,
+        rngs: Sequence[random.Random] | None = None,
     ) -> dict[str, torch.Tensor]:
         texts = [self.choose(v, rngs[i] if (train and rngs) else None) for i, v in enumerate(values)]
         enc = self.tokenizer(
@@ -105,7 +116,9 @@ class TextProcessor:
     def from_pretrained(cls, name_or_path: str, max_length: int = 77) -> TextProcessor:
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(name_or_path), max_length=max_length, name_or_path=name_or_path)
+        return cls(
+            AutoTokenizer.from_pretrained(name_or_path), max_length=max_length, name_or_path=name_or_path
+        )
 
 
 @dataclass
@@ -176,19 +189,22 @@ class ImageProcessor:
         return img
 
     def to_tensor(self, img: Image.Image) -> torch.Tensor:
-        arr = np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
-        t = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W)
-        return (t - self._mean) / self._std
+        return self.normalize(torch.from_numpy(np.asarray(img, dtype=np.uint8)[None]))[0]
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) normalised float, in one vectorised pass."""
+        x = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W)
+        return x.sub_(self._mean).div_(self._std)
 
     def __call__(
         self, values: Sequence[Any], train: bool = False, rngs: Sequence[random.Random] | None = None
     ) -> dict[str, torch.Tensor]:
-        tensors = []
+        arrays = []
         for i, v in enumerate(values):
             img = v if isinstance(v, Image.Image) and v.mode == "RGB" else load_image(v)
             img = self._train_view(img, rngs[i]) if (train and rngs) else self._eval_view(img)
-            tensors.append(self.to_tensor(img))
-        return {"image": torch.stack(tensors)}  # (B, 3, H, W)
+            arrays.append(np.asarray(img, dtype=np.uint8))
+        return {"image": self.normalize(torch.from_numpy(np.stack(arrays)))}  # (B, 3, H, W)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "image", **asdict(self.settings)}

@@ -297,6 +297,9 @@ def read_samples(spec: str | os.PathLike, **kwargs: Any) -> list[Sample]:
     kind = _kind(spec)
     if kind == "manifest":
         return read_manifest(spec, **kwargs)
+    # Column mappings only mean something for manifests; shards and folders name modalities.
+    kwargs.pop("columns", None)
+    kwargs.pop("label_columns", None)
     if kind == "shards":
         return read_shards(spec, **kwargs)
     return read_image_folder(spec, **kwargs)

@@ -30,8 +30,24 @@ class BenchRow:
     params_m: float
 
 
-def make_batches(recipe: Recipe, n_batches: int) -> tuple[list[dict[str, torch.Tensor]], Any]:
-    """The first `n_batches` training batches of the recipe, processed once."""
+def default_bench_recipe(data_dir, out_dir) -> dict[str, Any]:
+    """The shapes CLIP recipe with the `small` presets (width 256, 4 layers) at batch 128, in bf16
+    autocast where the hardware makes it fast (AMX / AVX512-BF16 CPUs, recent GPUs)."""
+    from omnifuse.pipelines.demo import bf16_is_fast, demo_recipe_dict
+
+    recipe = demo_recipe_dict(data_dir, out_dir, steps=100)
+    recipe["name"] = "bench-train"
+    recipe["model"]["embed_dim"] = 256
+    recipe["model"]["towers"] = {
+        "text": {"arch": "bert", "preset": "small", "pooling": "mean"},
+        "image": {"arch": "vit", "preset": "small", "pooling": "mean", "overrides": {"patch_size": 8}},
+    }
+    recipe["train"].update(batch_size=128, lr=5e-4, precision="bf16" if bf16_is_fast() else "fp32")
+    return recipe
+
+
+def make_batches(recipe: Recipe, n_batches: int) -> tuple[list[dict[str, torch.Tensor]], Any, list]:
+    """The first `n_batches` training batches of the recipe, processed once (and the samples)."""
     from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset
     from omnifuse.train.run import build_processor, load_recipe_data
 
@@ -50,7 +66,7 @@ def make_batches(recipe: Recipe, n_batches: int) -> tuple[list[dict[str, torch.T
             if len(batches) == n_batches:
                 break
         epoch += 1
-    return batches, processor
+    return batches, processor, data.train
 
 
 def clip_baseline(recipe: Recipe, processor) -> torch.nn.Module:
@@ -62,75 +78,102 @@ def clip_baseline(recipe: Recipe, processor) -> torch.nn.Module:
 
     t_cfg, i_cfg = recipe.model.towers["text"], recipe.model.towers["image"]
     text = preset_config(t_cfg.arch, t_cfg.preset, **{**data_overrides(processor, "text"), **t_cfg.overrides})
-    image = preset_config(i_cfg.arch, i_cfg.preset, **{**data_overrides(processor, "image"), **i_cfg.overrides})
+    image = preset_config(
+        i_cfg.arch, i_cfg.preset, **{**data_overrides(processor, "image"), **i_cfg.overrides}
+    )
     keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
     config = CLIPConfig(
-        text_config={**{k: getattr(text, k) for k in keys}, "vocab_size": text.vocab_size,
-                     "max_position_embeddings": text.max_position_embeddings,
-                     "eos_token_id": 3, "pad_token_id": 0},  # [SEP] ends every word-tokenized text
-        vision_config={**{k: getattr(image, k) for k in keys}, "image_size": image.image_size,
-                       "patch_size": image.patch_size},
+        text_config={
+            **{k: getattr(text, k) for k in keys},
+            "vocab_size": text.vocab_size,
+            "max_position_embeddings": text.max_position_embeddings,
+            "eos_token_id": 3,
+            "pad_token_id": 0,
+        },  # [SEP] ends every word-tokenized text
+        vision_config={
+            **{k: getattr(image, k) for k in keys},
+            "image_size": image.image_size,
+            "patch_size": image.patch_size,
+        },
         projection_dim=recipe.model.embed_dim,
     )
     return CLIPModel(config)
 
 
-def _run(kind: str, recipe: Recipe, batches, processor, warmup: int, queue) -> None:
+def _omnifuse_step(recipe: Recipe, processor, samples):
+    """Our training step: `Trainer.train_step` (Accelerate, autocast per recipe, clipping, AdamW
+    with decay exclusions, schedule), fed the same pre-processed batches as the baseline."""
+    import tempfile
+
+    from omnifuse.models.factory import build_model
+    from omnifuse.train.loop import Trainer
+
+    model = build_model(recipe.model, processor)
+    trainer = Trainer(model, samples, recipe.train, tempfile.mkdtemp(), group_size=recipe.data.group_size)
+    desc = f"omnifuse Trainer.train_step, {recipe.train.precision}"
+    return model, (lambda batch: trainer.train_step([batch])), desc
+
+
+def _baseline_step(recipe: Recipe, processor):
+    """A plain fp32 eager loop over HF's CLIPModel: forward with return_loss, backward, clip, AdamW."""
+    model = clip_baseline(recipe, processor)
+    cfg = recipe.train
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, eps=cfg.eps
+    )
+    model.train()
+
+    def step(b) -> float:
+        loss = model(
+            input_ids=b["text"], attention_mask=b["text_mask"], pixel_values=b["image"], return_loss=True
+        ).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss)
+
+    return model, step, "HF CLIPModel, fp32 eager"
+
+
+def _run(kind: str, recipe: Recipe, batches, processor, samples, warmup: int, queue) -> None:
     torch.manual_seed(recipe.train.seed)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     if kind == "omnifuse":
-        from omnifuse.models.factory import build_model
-
-        model = build_model(recipe.model, processor)
-        bf16 = recipe.train.precision == "bf16"
-        step_fn = lambda b: model(b).loss  # noqa: E731
-        desc = f"omnifuse DualEncoder, {'bf16 autocast' if bf16 else 'fp32'}"
+        model, step, desc = _omnifuse_step(recipe, processor, samples)
     else:
-        model = clip_baseline(recipe, processor)
-        bf16 = False
-
-        def step_fn(b):
-            return model(input_ids=b["text"], attention_mask=b["text_mask"], pixel_values=b["image"], return_loss=True).loss
-
-        desc = "HF CLIPModel, fp32 eager"
-    from omnifuse.train.optim import build_optimizer
-
-    cfg = recipe.train
-    opt = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps)
-    model.train()
+        model, step, desc = _baseline_step(recipe, processor)
     losses, times = [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = step_fn(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or 1e9)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(step(batch))
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    step = sum(times) / len(times)
+    seconds = sum(times) / len(times)
     tail = losses[-5:]
-    queue.put(asdict(BenchRow(
-        name=kind, description=desc,
-        samples_per_s=len(batches[0]["text"]) / step, step_ms=step * 1000,
+    row = BenchRow(
+        name=kind,
+        description=desc,
+        samples_per_s=len(batches[0]["text"]) / seconds,
+        step_ms=seconds * 1000,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        first_loss=losses[0], final_loss=sum(tail) / len(tail),
+        first_loss=losses[0],
+        final_loss=sum(tail) / len(tail),
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-    )))
+    )
+    queue.put(asdict(row))
 
 
 def bench_train(recipe: Recipe, steps: int = 40, warmup: int = 5) -> dict[str, Any]:
     if steps <= warmup:
         raise ValueError(f"steps ({steps}) must exceed warm-up steps ({warmup})")
-    batches, processor = make_batches(recipe, steps)
+    batches, processor, samples = make_batches(recipe, steps)
     ctx = mp.get_context("spawn")
     rows = []
     for kind in ("hf_clip_fp32", "omnifuse"):
         queue = ctx.Queue()
-        proc = ctx.Process(target=_run, args=(kind, recipe, batches, processor, warmup, queue))
+        proc = ctx.Process(target=_run, args=(kind, recipe, batches, processor, samples, warmup, queue))
         proc.start()
         rows.append(queue.get())
         proc.join()

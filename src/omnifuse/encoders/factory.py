@@ -24,6 +24,8 @@ class TowerConfig:
     pooling: Literal["cls", "mean", "pooler"] = "cls"
     overrides: dict[str, Any] = field(default_factory=dict)
     """HF config fields to override for from-scratch presets (e.g. `patch_size: 8`)."""
+    stem: Literal["patch", "conv"] = "patch"
+    """ViT patch embedding: one patchify conv (`patch`) or a convolutional stem (`conv`, Xiao et al. 2021)."""
     trainable_layers: int | None = None
     """None: train everything; 0: freeze the tower; N: train only the top N layers."""
     gradient_checkpointing: bool = False
@@ -38,12 +40,16 @@ class TowerConfig:
 def build_encoder(cfg: TowerConfig, modality: str, data_overrides: dict[str, Any] | None = None) -> HFEncoder:
     """Build a tower; `data_overrides` are sizes from the processor (vocab, lengths, image size)."""
     if cfg.source == "hf":
+        if cfg.stem != "patch":
+            raise ValueError(
+                "a conv stem would discard a pretrained tower's patch embedding; use it from scratch"
+            )
         encoder = load_hf_encoder(cfg.name_or_path, modality, cfg.pooling)
     else:
         if ARCHS[cfg.arch] != modality:
             raise ValueError(f"arch '{cfg.arch}' encodes {ARCHS[cfg.arch]}, not {modality}")
         overrides = {**(data_overrides or {}), **cfg.overrides}
-        encoder = build_scratch_encoder(cfg.arch, cfg.preset, cfg.pooling, **overrides)
+        encoder = build_scratch_encoder(cfg.arch, cfg.preset, cfg.pooling, cfg.stem, **overrides)
     if cfg.trainable_layers is not None:
         freeze(encoder, cfg.trainable_layers)
     if cfg.gradient_checkpointing:

@@ -15,6 +15,7 @@ import transformers
 from transformers import PretrainedConfig, PreTrainedModel
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
+from omnifuse.encoders.stems import apply_stem
 
 POOLINGS = ("cls", "mean", "pooler")
 
@@ -53,17 +54,21 @@ class HFEncoder(Encoder):
     model's own `pooler_output`: CLIP's EOS token / post-layernorm CLS, SigLIP's head).
     """
 
-    def __init__(self, model: PreTrainedModel, modality: str, pooling: str = "cls"):
+    def __init__(self, model: PreTrainedModel, modality: str, pooling: str = "cls", stem: str = "patch"):
         super().__init__()
         if modality not in INPUT_ADAPTERS:
-            raise ValueError(f"no HF input adapter for modality '{modality}'; known: {sorted(INPUT_ADAPTERS)}")
+            raise ValueError(
+                f"no HF input adapter for modality '{modality}'; known: {sorted(INPUT_ADAPTERS)}"
+            )
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got '{pooling}'")
+        apply_stem(model, stem)
         self.model = model
         self.modality = modality
         self.pooling = pooling
+        self.stem = stem
         cfg = model.config
-        self.hidden_size = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+        self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.d_model)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
         out = self.model(**INPUT_ADAPTERS[self.modality](batch), return_dict=True)
@@ -79,7 +84,9 @@ class HFEncoder(Encoder):
         else:
             pooled = getattr(out, "pooler_output", None)
             if pooled is None:
-                raise ValueError(f"{type(self.model).__name__} has no pooler output; use pooling 'cls' or 'mean'")
+                raise ValueError(
+                    f"{type(self.model).__name__} has no pooler output; use pooling 'cls' or 'mean'"
+                )
         return EncoderOutput(tokens=tokens, mask=mask, pooled=pooled)  # pooled: (B, D)
 
     def to_config(self) -> dict[str, Any]:
@@ -89,6 +96,7 @@ class HFEncoder(Encoder):
             "pooling": self.pooling,
             "hf_class": type(self.model).__name__,
             "hf_config": self.model.config.to_dict(),
+            "stem": self.stem,
         }
         if accepts_pooling_flag(type(self.model)):
             cfg["add_pooling_layer"] = getattr(self.model, "pooler", None) is not None
@@ -100,7 +108,8 @@ class HFEncoder(Encoder):
         model_cls = hf_model_class(cfg["hf_class"])
         hf_config = dict(cfg["hf_config"])
         config: PretrainedConfig = model_cls.config_class.from_dict(hf_config)
-        return cls(instantiate(model_cls, config, cfg.get("add_pooling_layer")), cfg["modality"], cfg["pooling"])
+        model = instantiate(model_cls, config, cfg.get("add_pooling_layer"))
+        return cls(model, cfg["modality"], cfg["pooling"], cfg.get("stem", "patch"))
 
 
 def instantiate(
@@ -120,9 +129,11 @@ def load_hf_encoder(name_or_path: str, modality: str, pooling: str = "cls", **kw
     `omnifuse.models.DualEncoder.from_hf`.
     """
     from transformers import AutoConfig, AutoModel
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
     config = AutoConfig.from_pretrained(name_or_path)
-    model_cls = AutoModel._model_mapping[type(config)]
+    model_cls = MODEL_MAPPING[type(config)]
+    # An unused pooler would be a parameter without gradient, which DDP refuses.
     if pooling != "pooler" and accepts_pooling_flag(model_cls):
         kwargs.setdefault("add_pooling_layer", False)
     model = AutoModel.from_pretrained(name_or_path, **kwargs)

@@ -46,8 +46,11 @@ def preset_config(arch: str, preset: str, **overrides: Any):
     return ViTConfig(**base)
 
 
-def build_scratch_encoder(arch: str, preset: str = "tiny", pooling: str = "cls", **overrides: Any) -> HFEncoder:
+def build_scratch_encoder(
+    arch: str, preset: str = "tiny", pooling: str = "cls", stem: str = "patch", **overrides: Any
+) -> HFEncoder:
+    """A randomly initialised tower; `stem="conv"` gives a ViT a convolutional stem."""
     config = preset_config(arch, preset, **overrides)
     model_cls = BertModel if arch == "bert" else ViTModel
     model = instantiate(model_cls, config, add_pooling_layer=pooling == "pooler")
-    return HFEncoder(model, ARCHS[arch], pooling)
+    return HFEncoder(model, ARCHS[arch], pooling, stem)

@@ -11,6 +11,7 @@ from omnifuse.data.loader import eval_loader
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
 from omnifuse.eval.linear_probe import linear_probe
 from omnifuse.eval.metrics import bidirectional_retrieval, topk_accuracy
+from omnifuse.losses import no_gather
 from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
@@ -62,7 +63,8 @@ class DualEncoderEvaluator:
         emb, _ = embed_samples(model, subset, self.pair, self.batch_size)
         a, b = self.pair
         metrics = bidirectional_retrieval(emb[a], emb[b], a, b)
-        metrics["loss"] = float(model.loss_fn(emb[a], emb[b], model.scale(), model.logit_bias))
+        with torch.no_grad(), no_gather():  # this runs on the main process only
+            metrics["loss"] = float(model.loss_fn(emb[a], emb[b], model.scale(), model.logit_bias))
         metrics["n_pairs"] = float(len(emb[a]))
         return metrics
 

@@ -17,7 +17,9 @@ def build_projection(kind: str, in_dim: int, out_dim: int, bias: bool = False) -
         return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim, bias=bias))
     if kind == "none":
         if in_dim != out_dim:
-            raise ValueError(f"projection 'none' needs the tower width ({in_dim}) to equal embed_dim ({out_dim})")
+            raise ValueError(
+                f"projection 'none' needs the tower width ({in_dim}) to equal embed_dim ({out_dim})"
+            )
         return nn.Identity()
     raise ValueError(f"unknown projection '{kind}'; known: {PROJECTIONS}")
 

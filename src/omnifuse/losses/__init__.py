@@ -6,6 +6,7 @@ Every module is called as ``loss(a, b, logit_scale=None, logit_bias=None)`` with
 loss is computed over the global batch (features gathered with gradient).
 """
 
+from omnifuse.losses._distributed import no_gather
 from omnifuse.losses.contrastive import ClipLoss, SigLipLoss, clip_loss, siglip_loss
 from omnifuse.losses.metric import (
     MINING,
@@ -30,6 +31,7 @@ __all__ = [
     "circle_loss",
     "clip_loss",
     "loss_kwargs",
+    "no_gather",
     "npair_loss",
     "siglip_loss",
     "triplet_loss",

@@ -10,15 +10,34 @@ process seeing the whole global batch.
 
 from __future__ import annotations
 
+import contextvars
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+_LOCAL_ONLY = contextvars.ContextVar("omnifuse_losses_local_only", default=False)
+
+
+@contextmanager
+def no_gather() -> Iterator[None]:
+    """Compute losses on this process's features only, e.g. in an evaluation that runs on the
+    main process alone while the others wait (a gather there would deadlock)."""
+    token = _LOCAL_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY.reset(token)
+
 
 def world_size() -> int:
-    """Number of processes in the default group; 1 when torch.distributed is not initialised."""
+    """Number of processes whose features are gathered; 1 when torch.distributed is not
+    initialised or inside `no_gather()`."""
+    if _LOCAL_ONLY.get():
+        return 1
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     return 1

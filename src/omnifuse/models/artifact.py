@@ -39,7 +39,9 @@ def resolve_artifact_dir(dir_or_hub_name: str | os.PathLike) -> Path:
     try:
         return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "tokenizer/*"]))
     except Exception as err:  # offline, unknown repo, ...
-        raise ArtifactError(f"{name}: not a local directory and could not be fetched from the hub ({err})") from err
+        raise ArtifactError(
+            f"{name}: not a local directory and could not be fetched from the hub ({err})"
+        ) from err
 
 
 def read_config(directory: Path, expected_type: str | None = None) -> dict[str, Any]:
@@ -98,6 +100,8 @@ def load_weights(module: nn.Module, directory: Path) -> None:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             problems.append(f"{label}: {', '.join(names[:5])}{more}")
     if problems:
-        raise ArtifactError(f"{path} does not match the architecture in {CONFIG_FILE}: " + "; ".join(problems))
+        raise ArtifactError(
+            f"{path} does not match the architecture in {CONFIG_FILE}: " + "; ".join(problems)
+        )
     with torch.no_grad():
         module.load_state_dict(state, strict=True)

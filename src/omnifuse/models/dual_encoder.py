@@ -91,7 +91,9 @@ class DualEncoder(nn.Module):
         self.projections = nn.ModuleDict({m: projections[m] for m in sorted(projections)})
         self.embed_dim = embed_dim
         self.loss_fn = loss
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature
+        )
         needs_bias = getattr(loss, "needs_bias", False)
         self.logit_bias = nn.Parameter(torch.tensor(float(init_bias))) if needs_bias else None
         self.max_logit_scale = max_logit_scale

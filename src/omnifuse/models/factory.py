@@ -24,7 +24,11 @@ def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
     proc = processor[modality]
     if modality == "text":
         tok = proc.tokenizer
-        return {"vocab_size": len(tok), "max_position_embeddings": max(64, proc.max_length), "pad_token_id": tok.pad_token_id or 0}
+        return {
+            "vocab_size": len(tok),
+            "max_position_embeddings": max(64, proc.max_length),
+            "pad_token_id": tok.pad_token_id or 0,
+        }
     if modality == "image":
         return {"image_size": proc.settings.size}
     return {}
@@ -37,7 +41,9 @@ def build_model(cfg: ModelConfig, processor: Processor) -> DualEncoder:
         return model.train()
     missing = [m for m in cfg.towers if m not in processor.processors]
     if missing:
-        raise ValueError(f"no processor for tower(s) {missing}; the data/processor has {processor.modalities}")
+        raise ValueError(
+            f"no processor for tower(s) {missing}; the data/processor has {processor.modalities}"
+        )
     towers = {m: build_encoder(t, m, data_overrides(processor, m)) for m, t in sorted(cfg.towers.items())}
     return DualEncoder(
         towers,

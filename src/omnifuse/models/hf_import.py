@@ -49,8 +49,15 @@ def _hf_processor(name_or_path: str) -> Processor:
 
 
 def dual_encoder_from_hf(name_or_path: str):
-    from transformers import AutoConfig, CLIPModel, SiglipModel
-    from transformers import CLIPTextModel, CLIPVisionModel, SiglipTextModel, SiglipVisionModel
+    from transformers import (
+        AutoConfig,
+        CLIPModel,
+        CLIPTextModel,
+        CLIPVisionModel,
+        SiglipModel,
+        SiglipTextModel,
+        SiglipVisionModel,
+    )
 
     from omnifuse.models.dual_encoder import DualEncoder
 
@@ -70,7 +77,10 @@ def dual_encoder_from_hf(name_or_path: str):
         # SigLIP's towers end in their own heads: no extra projection.
         projections = {"text": nn.Identity(), "image": nn.Identity()}
         model = DualEncoder(
-            {"text": text, "image": image}, config.vision_config.hidden_size, SigLipLoss(), projections=projections
+            {"text": text, "image": image},
+            config.vision_config.hidden_size,
+            SigLipLoss(),
+            projections=projections,
         )
         with torch.no_grad():
             model.logit_bias.copy_(hf.logit_bias.reshape(()))

@@ -27,10 +27,17 @@ class DataConfig:
     """Modality -> manifest column."""
     strict: bool = False
     """Fail on the first corrupt or missing sample instead of skipping and counting."""
+    cache_decoded: bool = False
+    """Keep decoded training samples in memory after their first use (datasets that fit in RAM)."""
+    group_size: int = 1
+    """Shuffle blocks of this many consecutive training samples, keeping each in one batch
+    (hard-negative pairs such as the shapes world's `minimal_pairs`)."""
 
     def __post_init__(self) -> None:
         if not self.train:
             raise ValueError("data.train is required (a manifest, shard directory or image folder)")
+        if self.group_size < 1:
+            raise ValueError(f"data.group_size must be >= 1; got {self.group_size}")
 
 
 @dataclass

@@ -13,8 +13,8 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,8 @@ class Trainer:
         evaluator: Evaluator | None = None,
         modalities: Sequence[str] | None = None,
         strict: bool = False,
+        group_size: int = 1,
+        cache_decoded: bool = False,
     ):
         from accelerate import Accelerator
 
@@ -119,15 +121,29 @@ class Trainer:
         self.policy = CorruptSamplePolicy(strict=strict, name="train data")
         dataset = SampleDataset(train_samples, self.modalities)
         self.sampler = EpochBatchSampler(
-            len(dataset), config.batch_size, seed=config.seed, rank=acc.process_index, world_size=acc.num_processes
+            len(dataset),
+            config.batch_size,
+            seed=config.seed,
+            rank=acc.process_index,
+            world_size=acc.num_processes,
+            group_size=group_size,
         )
-        self.collator = Collator(model.processor, self.modalities, train=True, seed=config.seed, policy=self.policy)
+        self.collator = Collator(
+            model.processor,
+            self.modalities,
+            train=True,
+            seed=config.seed,
+            policy=self.policy,
+            cache_decoded=cache_decoded,
+        )
         self.loader = DataLoader(
             dataset,
             batch_sampler=self.sampler,
             collate_fn=self.collator,
             num_workers=config.num_workers,
-            persistent_workers=False,
+            # Its own generator: a new iterator must not draw from the global RNG, or a resumed
+            # run (new iterator mid-epoch) would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(config.seed),
         )
         optimizer = build_optimizer(model, config.lr, config.weight_decay, config.betas, config.eps)
         self.scheduler = build_scheduler(
@@ -161,7 +177,9 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             root = self.run_dir / "checkpoints"
-            save_checkpoint(root, self.step, self.unwrapped, self.optimizer, self.scheduler, self.trainer_state())
+            save_checkpoint(
+                root, self.step, self.unwrapped, self.optimizer, self.scheduler, self.trainer_state()
+            )
             prune_checkpoints(root, self.config.keep_checkpoints)
         self.accelerator.wait_for_everyone()
 
@@ -172,7 +190,11 @@ class Trainer:
             return False
         state = load_checkpoint(path, self.unwrapped, self.optimizer, self.scheduler)
         if state.get("world_size", 1) != self.accelerator.num_processes:
-            logger.warning("resuming a %s-process run with %s processes", state["world_size"], self.accelerator.num_processes)
+            logger.warning(
+                "resuming a %s-process run with %s processes",
+                state["world_size"],
+                self.accelerator.num_processes,
+            )
         self.step = state["step"]
         self.epoch, self.batch_in_epoch = state["epoch"], state["batch_in_epoch"]
         self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
@@ -275,7 +297,9 @@ class Trainer:
                     "epoch": self.epoch,
                     "train/loss": sum(window) / len(window),
                     "train/lr": self.scheduler.get_last_lr()[0],
-                    "train/logit_scale": float(self.unwrapped.scale().detach()) if hasattr(self.unwrapped, "scale") else None,
+                    "train/logit_scale": float(self.unwrapped.scale().detach())
+                    if hasattr(self.unwrapped, "scale")
+                    else None,
                     "train/samples_per_s": rate,
                 }
                 window = []

@@ -47,4 +47,6 @@ def lr_lambda(warmup_steps: int, total_steps: int, schedule: str, min_ratio: flo
 
 
 def build_scheduler(optimizer, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup_steps, total_steps, schedule, min_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(warmup_steps, total_steps, schedule, min_ratio)
+    )

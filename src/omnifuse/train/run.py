@@ -13,7 +13,7 @@ from omnifuse.eval.evaluator import DualEncoderEvaluator
 from omnifuse.models.factory import build_model
 from omnifuse.train.checkpoint import latest_checkpoint
 from omnifuse.train.config import Recipe, dump_recipe
-from omnifuse.train.loop import Trainer, TrainResult
+from omnifuse.train.loop import Trainer, TrainResult, seed_everything
 
 logger = logging.getLogger("omnifuse.train")
 
@@ -79,6 +79,7 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
 
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(recipe.train.seed, recipe.train.deterministic)  # before the model's random init
     data = load_recipe_data(recipe)
     latest = latest_checkpoint(run_dir / "checkpoints") if resume else None
     # A resumed run reuses the saved preprocessing (tokenizer included), never a rebuilt one.
@@ -92,6 +93,8 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
         run_dir,
         evaluator=build_evaluator(recipe, data.val, model),
         strict=recipe.data.strict,
+        group_size=recipe.data.group_size,
+        cache_decoded=recipe.data.cache_decoded,
     )
     result = trainer.fit(resume=resume)
     if trainer.accelerator.is_main_process:

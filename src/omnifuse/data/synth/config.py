@@ -58,6 +58,13 @@ class SynthConfig:
     others are drawn from the full distribution and contain one only by chance), so the
     compositional score is measured on enough samples. Ignored when `holdout` is empty."""
 
+    minimal_pairs: bool = False
+    """Pair train scenes: each odd-numbered train scene is the scene before it with one
+    object's shape changed (a hard negative, as in NegCLIP, Yuksekgonul et al. 2023,
+    arXiv:2210.01936). With a batch sampler that keeps consecutive pairs together
+    (`data.group_size: 2`), the contrastive loss cannot be solved by color and position
+    alone, and the model learns shape. Val and test scenes stay independent."""
+
     modalities: list[str] = field(default_factory=lambda: ["image"])
     """Renderers to run per sample (names in `omnifuse.data.synth.render.RENDERERS`)."""
 

@@ -7,7 +7,8 @@ import multiprocessing
 import os
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,27 @@ def sample_id(index: int, n: int) -> str:
     return str(index).zfill(max(6, len(str(n - 1))))
 
 
+def shape_swapped(scene: Scene, rng: np.random.Generator, exclude: Collection[str]) -> Scene:
+    """The same scene with one object's shape changed (not to a combo in `exclude` or the scene)."""
+    taken = set(scene.combos) | set(exclude)
+    order = rng.permutation(len(scene.objects))
+    for i in order:
+        obj = scene.objects[i]
+        shapes = [s for s in SHAPES if s != obj.shape and f"{obj.color} {s}" not in taken]
+        if shapes:
+            new = replace(obj, shape=shapes[rng.integers(len(shapes))])
+            return replace(scene, objects=scene.objects[:i] + (new,) + scene.objects[i + 1 :])
+    return scene  # every shape of every color is taken: keep the twin (vanishingly rare)
+
+
 def make_scene(config: SynthConfig, index: int) -> tuple[str, Scene]:
     """The split and scene of sample ``index`` (holdout rules applied per split)."""
     split = config.split_of(index)
     rng = sample_rng(config.seed, index, _STREAM_SCENE)
     if split == "train":
+        if config.minimal_pairs and index % 2 == 1 and config.split_of(index - 1) == "train":
+            _, twin = make_scene(config, index - 1)
+            return split, shape_swapped(twin, rng, config.holdout)
         return split, sample_scene(rng, config, exclude=config.holdout)
     if split == "test" and config.holdout and rng.random() < config.heldout_test_fraction:
         return split, sample_scene(rng, config, require=config.holdout)

@@ -31,7 +31,7 @@ BACKGROUND_RGB: tuple[int, int, int] = (40, 40, 40)
 SIZES: tuple[str, ...] = ("small", "large")
 
 #: Radius of each size as a fraction of the grid cell's side.
-SIZE_RADIUS: dict[str, float] = {"small": 0.25, "large": 0.38}
+SIZE_RADIUS: dict[str, float] = {"small": 0.3, "large": 0.44}
 
 #: Side of the position grid (GRID x GRID cells).
 GRID = 3

@@ -1,0 +1,59 @@
+"""Convolutional stems for ViT towers.
+
+"Early Convolutions Help Transformers See Better", Xiao et al. 2021, arXiv:2106.14881: a few
+stride-2 3x3 convolutions instead of the single patchify convolution make small ViTs train
+faster and learn local shape, at a small cost in FLOPs. The stem replaces the HF ViT's
+`embeddings.patch_embeddings.projection`, so everything after it stays HF's own code.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+STEMS = ("patch", "conv")
+
+
+class ConvStem(nn.Module):
+    """log2(patch) stride-2 3x3 conv + GELU layers, then a 1x1 conv to the model width.
+
+    (B, C, H, W) -> (B, D, H / patch, W / patch), like the patchify convolution it replaces.
+    """
+
+    def __init__(self, in_channels: int, hidden_size: int, patch_size: int, width: int = 32):
+        super().__init__()
+        steps = int(math.log2(patch_size))
+        if 2**steps != patch_size:
+            raise ValueError(f"a conv stem needs a power-of-two patch size; got {patch_size}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i in range(steps):
+            out = min(width * 2**i, hidden_size)
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
+            channels = out
+        layers.append(nn.Conv2d(channels, hidden_size, 1))
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def weight(self):
+        # HF ViTModel.forward reads `patch_embeddings.projection.weight.dtype` to cast pixels.
+        return self.layers[-1].weight
+
+    def forward(self, pixels):
+        return self.layers(pixels)  # (B, D, H/p, W/p)
+
+
+def apply_stem(model: nn.Module, stem: str) -> None:
+    """Swap the patchify convolution of an HF ViT-style model for the chosen stem."""
+    if stem == "patch":
+        return
+    if stem != "conv":
+        raise ValueError(f"unknown stem '{stem}'; known: {STEMS}")
+    patch = getattr(getattr(model, "embeddings", None), "patch_embeddings", None)
+    if patch is None or not isinstance(getattr(patch, "projection", None), nn.Conv2d):
+        raise ValueError(
+            f"{type(model).__name__} has no patch embedding convolution to replace with a conv stem"
+        )
+    cfg = model.config
+    patch.projection = ConvStem(cfg.num_channels, cfg.hidden_size, cfg.patch_size)
