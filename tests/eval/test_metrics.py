@@ -199,3 +199,12 @@ def test_linear_probe_bad_inputs():
         linear_probe(x, y, x[:5], y)
     with pytest.raises(ValueError, match="features"):
         linear_probe(x, y, x[:, :4], y)
+
+
+def test_identical_captions_count_as_correct_for_each_other():
+    from omnifuse.data import Sample
+    from omnifuse.eval.evaluator import same_text_targets
+
+    samples = [Sample({"text": t}) for t in (["a red circle", "x"], "a blue square", "a red circle")]
+    assert same_text_targets(samples, [0, 1, 2]) == [[0, 2], [1], [0, 2]]
+    assert same_text_targets(samples, [1, 2]) == [[0], [1]]

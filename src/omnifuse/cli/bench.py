@@ -29,7 +29,7 @@ def register(sub) -> None:
         help="YAML recipe (default: the shapes recipe with 'small' towers, bf16 where fast)",
     )
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    train.add_argument("--steps", type=int, default=40, help="optimizer steps per configuration")
+    train.add_argument("--steps", type=int, default=60, help="optimizer steps per configuration")
     train.add_argument("--warmup", type=int, default=5, help="steps left out of the timing")
     train.add_argument("--out", default=None, help="write the results as JSON here")
 

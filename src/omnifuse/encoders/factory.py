@@ -16,8 +16,8 @@ class TowerConfig:
 
     source: Literal["scratch", "hf"] = "scratch"
     """`scratch`: a preset with random init; `hf`: pretrained weights by hub name or local dir."""
-    arch: Literal["bert", "vit"] = "bert"
-    """From-scratch architecture (bert for text, vit for images)."""
+    arch: Literal["bert", "vit", "clip_text", "clip_vision"] = "bert"
+    """From-scratch architecture: bert or clip_text for text, vit or clip_vision for images."""
     preset: Literal["tiny", "small", "base"] = "tiny"
     name_or_path: str | None = None
     """Hub name or local directory, for source `hf`."""

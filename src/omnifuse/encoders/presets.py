@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+import transformers
 
 from omnifuse.encoders.hf import HFEncoder, instantiate
 
@@ -19,7 +19,44 @@ _SIZES = {
     "base": (768, 12, 12, 3072),
 }
 
-ARCHS = {"bert": "text", "vit": "image"}
+# arch -> (modality, HF config class, HF model class, architecture defaults)
+_ARCH_TABLE: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "bert": (
+        "text",
+        "BertConfig",
+        "BertModel",
+        {
+            "vocab_size": 30522,
+            "max_position_embeddings": 64,
+            "type_vocab_size": 1,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+    ),
+    "vit": (
+        "image",
+        "ViTConfig",
+        "ViTModel",
+        {
+            "image_size": 224,
+            "patch_size": 16,
+            "num_channels": 3,
+            "qkv_bias": True,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+    ),
+    # CLIP's own towers (pre-LN, causal text): what HF's CLIPModel is made of.
+    "clip_text": (
+        "text",
+        "CLIPTextConfig",
+        "CLIPTextModel",
+        {"vocab_size": 49408, "max_position_embeddings": 77},
+    ),
+    "clip_vision": ("image", "CLIPVisionConfig", "CLIPVisionModel", {"image_size": 224, "patch_size": 32}),
+}
+
+ARCHS = {arch: row[0] for arch, row in _ARCH_TABLE.items()}
 
 
 def preset_config(arch: str, preset: str, **overrides: Any):
@@ -29,21 +66,11 @@ def preset_config(arch: str, preset: str, **overrides: Any):
     if preset not in _SIZES:
         raise ValueError(f"unknown preset '{preset}'; known: {sorted(_SIZES)}")
     hidden, layers, heads, mlp = _SIZES[preset]
-    common = dict(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=mlp,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    _, config_name, _, defaults = _ARCH_TABLE[arch]
+    sizes = dict(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=mlp
     )
-    if arch == "bert":
-        base = dict(common, vocab_size=30522, max_position_embeddings=64, type_vocab_size=1)
-        base.update(overrides)
-        return BertConfig(**base)
-    base = dict(common, image_size=224, patch_size=16, num_channels=3, qkv_bias=True)
-    base.update(overrides)
-    return ViTConfig(**base)
+    return getattr(transformers, config_name)(**{**sizes, **defaults, **overrides})
 
 
 def build_scratch_encoder(
@@ -51,6 +78,6 @@ def build_scratch_encoder(
 ) -> HFEncoder:
     """A randomly initialised tower; `stem="conv"` gives a ViT a convolutional stem."""
     config = preset_config(arch, preset, **overrides)
-    model_cls = BertModel if arch == "bert" else ViTModel
+    model_cls = getattr(transformers, _ARCH_TABLE[arch][2])
     model = instantiate(model_cls, config, add_pooling_layer=pooling == "pooler")
     return HFEncoder(model, ARCHS[arch], pooling, stem)

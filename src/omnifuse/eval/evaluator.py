@@ -39,11 +39,31 @@ def embed_samples(
     return {m: torch.cat(c) for m, c in chunks.items()}, kept
 
 
+def first_text(value) -> str:
+    return value if isinstance(value, str) else value[0]
+
+
+def same_text_targets(
+    samples: Sequence[Sample], kept: Sequence[int], modality: str = "text"
+) -> list[list[int]]:
+    """For each kept item, every kept item whose (first) text is identical: all are correct.
+
+    Two scenes can share a caption ("a small red circle on the left" twice, differing only by a
+    few pixels of jitter); both images are then right answers for it, and the reverse too.
+    """
+    rows: dict[str, list[int]] = {}
+    texts = [first_text(samples[i].inputs[modality]) for i in kept]
+    for row, text in enumerate(texts):
+        rows.setdefault(text, []).append(row)
+    return [rows[text] for text in texts]
+
+
 @dataclass
 class DualEncoderEvaluator:
     """Metrics on a fixed evaluation set; called by the trainer every `eval_every` steps.
 
-    Retrieval pairs each item's first text (the canonical caption) with its other modality.
+    Retrieval pairs each item's first text (the canonical caption) with its other modality;
+    items with identical texts count as correct for each other (see `same_text_targets`).
     Zero-shot accuracy uses `labels[label_key]` as the class, optionally only on samples whose
     `meta["n_objects"] == 1`, and reports the `meta["heldout"]` subset separately.
     """
@@ -60,9 +80,11 @@ class DualEncoderEvaluator:
 
     def retrieval(self, model: DualEncoder) -> dict[str, float]:
         subset = list(self.samples[: self.max_items])
-        emb, _ = embed_samples(model, subset, self.pair, self.batch_size)
+        emb, kept = embed_samples(model, subset, self.pair, self.batch_size)
         a, b = self.pair
-        metrics = bidirectional_retrieval(emb[a], emb[b], a, b)
+        metrics = bidirectional_retrieval(
+            emb[a], emb[b], a, b, a_to_b_targets=same_text_targets(subset, kept, a)
+        )
         with torch.no_grad(), no_gather():  # this runs on the main process only
             metrics["loss"] = float(model.loss_fn(emb[a], emb[b], model.scale(), model.logit_bias))
         metrics["n_pairs"] = float(len(emb[a]))

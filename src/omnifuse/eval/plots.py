@@ -57,11 +57,12 @@ def _series(rows: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 def smooth(values: Sequence[float], weight: float | None = None) -> np.ndarray:
     """Debiased exponential moving average (as TensorBoard draws it); NaNs are skipped.
 
-    Without ``weight`` it adapts to the length: an effective window of about 1/15 of the
-    points, at most ``SMOOTHING`` (so 30 points are smoothed lightly, 10k points at 0.9).
+    Without ``weight`` it adapts to the length: an effective window of about 1/40 of the
+    points (a causal average lags a fast-falling loss; keep the window short), at most
+    ``SMOOTHING``.
     """
     if weight is None:
-        weight = min(SMOOTHING, max(0.0, 1.0 - 15.0 / max(len(values), 1)))
+        weight = min(SMOOTHING, max(0.0, 1.0 - 40.0 / max(len(values), 1)))
     out = np.empty(len(values), dtype=float)
     avg, norm = 0.0, 0.0
     for i, v in enumerate(values):

@@ -17,6 +17,10 @@ from omnifuse.models.dual_encoder import DualEncoder
 MODEL_TYPES: dict[str, type[nn.Module]] = {"dual_encoder": DualEncoder}
 
 
+def first_token_id(tokenizer, *names: str) -> int | None:
+    return next((getattr(tokenizer, n) for n in names if getattr(tokenizer, n, None) is not None), None)
+
+
 def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
     """Config fields of a from-scratch tower that the data decides."""
     if modality not in processor.processors:
@@ -24,10 +28,16 @@ def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
     proc = processor[modality]
     if modality == "text":
         tok = proc.tokenizer
+        ids = {
+            # the ends of a text, for towers that pool at the end-of-text token (CLIP)
+            "bos_token_id": first_token_id(tok, "cls_token_id", "bos_token_id"),
+            "eos_token_id": first_token_id(tok, "sep_token_id", "eos_token_id"),
+        }
         return {
             "vocab_size": len(tok),
             "max_position_embeddings": max(64, proc.max_length),
             "pad_token_id": tok.pad_token_id or 0,
+            **{k: v for k, v in ids.items() if v is not None},
         }
     if modality == "image":
         return {"image_size": proc.settings.size}

@@ -18,7 +18,7 @@ import torch
 
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
-from omnifuse.eval.evaluator import DualEncoderEvaluator, embed_samples
+from omnifuse.eval.evaluator import DualEncoderEvaluator, embed_samples, first_text, same_text_targets
 from omnifuse.train.config import Recipe, recipe_from_dict
 from omnifuse.train.run import run_recipe
 
@@ -110,16 +110,15 @@ def retrieval_examples(model, samples: list[Sample], n_queries: int = 8, k: int 
 
     emb, kept = embed_samples(model, samples, ["image", "text"])
     sim = emb["text"] @ emb["image"].T  # (N, N)
+    targets = same_text_targets(samples, kept)
     examples = []
     for q in range(min(n_queries, len(kept))):
         scores, top = sim[q].topk(k)
         examples.append(
             RetrievalExample(
-                query=samples[kept[q]].inputs["text"][0]
-                if isinstance(samples[kept[q]].inputs["text"], list)
-                else samples[kept[q]].inputs["text"],
+                query=first_text(samples[kept[q]].inputs["text"]),
                 images=[samples[kept[i]].inputs["image"] for i in top.tolist()],
-                correct=[i == q for i in top.tolist()],
+                correct=[i in targets[q] for i in top.tolist()],
                 scores=scores.tolist(),
             )
         )
