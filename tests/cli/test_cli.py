@@ -142,14 +142,23 @@ def test_eval_on_non_artifact(tmp_path, capsys, synth_dir):
 def test_bench_train_compares_with_hf_clip(tmp_path, tiny_recipe, synth_dir, capsys):
     recipe = tiny_recipe(synth_dir, tmp_path / "runs")
     recipe["model"]["towers"] = {
-        "text": {"arch": "clip_text", "pooling": "pooler", "overrides": {"hidden_size": 32, "intermediate_size": 64}},
-        "image": {"arch": "clip_vision", "pooling": "pooler",
-                  "overrides": {"hidden_size": 32, "intermediate_size": 64, "patch_size": 8}},
+        "text": {
+            "arch": "clip_text",
+            "pooling": "pooler",
+            "overrides": {"hidden_size": 32, "intermediate_size": 64},
+        },
+        "image": {
+            "arch": "clip_vision",
+            "pooling": "pooler",
+            "overrides": {"hidden_size": 32, "intermediate_size": 64, "patch_size": 8},
+        },
     }
     path = tmp_path / "b.yaml"
     path.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "bench.json"
-    code, printed, _ = run(["bench", "train", str(path), "--steps", "3", "--warmup", "1", "--out", str(out)], capsys)
+    code, printed, _ = run(
+        ["bench", "train", str(path), "--steps", "3", "--warmup", "1", "--out", str(out)], capsys
+    )
     assert code == 0 and "speed-up vs HF CLIPModel fp32 eager" in printed
     result = json.loads(out.read_text())
     rows = {r["name"]: r for r in result["rows"]}
@@ -158,4 +167,6 @@ def test_bench_train_compares_with_hf_clip(tmp_path, tiny_recipe, synth_dir, cap
     assert rows["omnifuse"]["params_m"] == pytest.approx(rows["hf_clip_fp32"]["params_m"], rel=1e-3)
     for r in rows.values():
         assert r["samples_per_s"] > 0 and 0 < r["final_loss"] < 10
-    assert result["speedup"] == pytest.approx(rows["omnifuse"]["samples_per_s"] / rows["hf_clip_fp32"]["samples_per_s"])
+    assert result["speedup"] == pytest.approx(
+        rows["omnifuse"]["samples_per_s"] / rows["hf_clip_fp32"]["samples_per_s"]
+    )
