@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from omnifuse.train.checkpoint import complete_checkpoints
 
-STEPS = 12
+STEPS = 40
 
 
 def write_recipe(tmp_path: Path, shapes_dir: Path, tiny_recipe, name: str) -> Path:
@@ -27,7 +27,7 @@ def write_recipe(tmp_path: Path, shapes_dir: Path, tiny_recipe, name: str) -> Pa
         checkpoint_every=2,
         keep_checkpoints=3,
         deterministic=True,
-        eval_every=4,
+        eval_every=10,
     )
     recipe["name"] = name
     # dropout on, so that restoring the RNG state matters
@@ -56,7 +56,7 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path, shapes_dir, tiny_reci
     run_dir = tmp_path / "runs" / "killed"
     # Kill twice at different moments (once right after the first checkpoint, once a little
     # later, possibly mid-write), resuming each time.
-    for attempt, delay in enumerate((0.0, 0.7)):
+    for attempt, delay in enumerate((0.0, 0.3)):
         proc = subprocess.Popen(
             train_cmd(killed, *(["--resume"] if attempt else [])),
             env=env,
