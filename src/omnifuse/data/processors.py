@@ -62,6 +62,11 @@ def build_word_tokenizer(texts: Sequence[str], min_frequency: int = 1):
     )
 
 
+def first_text(value: str | Sequence[str]) -> str:
+    """A text value, or the first of its paraphrases (the canonical one)."""
+    return value if isinstance(value, str) else value[0]
+
+
 class TextProcessor:
     """Tokenises strings with an HF tokenizer: `{"text": ids (B, T), "text_mask": (B, T)}`.
 
@@ -82,9 +87,9 @@ class TextProcessor:
 
     @staticmethod
     def choose(value: str | Sequence[str], rng: random.Random | None) -> str:
-        if isinstance(value, str):
-            return value
-        return value[rng.randrange(len(value))] if rng is not None else value[0]
+        if isinstance(value, str) or rng is None:
+            return first_text(value)
+        return value[rng.randrange(len(value))]
 
     def __call__(
         self,
@@ -187,9 +192,6 @@ class ImageProcessor:
         if s.train_hflip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         return img
-
-    def to_tensor(self, img: Image.Image) -> torch.Tensor:
-        return self.normalize(torch.from_numpy(np.asarray(img, dtype=np.uint8)[None]))[0]
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, 3, H, W) normalised float, in one vectorised pass."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from omnifuse.data.loader import eval_loader
+from omnifuse.data.processors import first_text
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
 from omnifuse.eval.linear_probe import linear_probe
 from omnifuse.eval.metrics import bidirectional_retrieval, topk_accuracy
@@ -37,10 +38,6 @@ def embed_samples(
             chunks[m].append(model.encode(m, batch))
     model.train(was_training)
     return {m: torch.cat(c) for m, c in chunks.items()}, kept
-
-
-def first_text(value) -> str:
-    return value if isinstance(value, str) else value[0]
 
 
 def same_text_targets(

@@ -34,7 +34,7 @@ def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
             "eos_token_id": first_token_id(tok, "sep_token_id", "eos_token_id"),
         }
         return {
-            "vocab_size": len(tok),
+            "vocab_size": proc.vocab_size,
             "max_position_embeddings": max(64, proc.max_length),
             "pad_token_id": tok.pad_token_id or 0,
             **{k: v for k, v in ids.items() if v is not None},
@@ -70,7 +70,8 @@ def build_model(cfg: ModelConfig, processor: Processor) -> DualEncoder:
 
 def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
     """Load any omnifuse artifact, dispatching on `model_type` in its config.json."""
-    config = read_config(resolve_artifact_dir(dir_or_hub_name))
+    directory = resolve_artifact_dir(dir_or_hub_name)  # once: a hub name downloads here
+    config = read_config(directory)
     if config["model_type"] not in MODEL_TYPES:
         raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(MODEL_TYPES)}")
-    return MODEL_TYPES[config["model_type"]].from_pretrained(dir_or_hub_name)
+    return MODEL_TYPES[config["model_type"]].from_pretrained(directory)

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
+from omnifuse.data.processors import first_text
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
-from omnifuse.eval.evaluator import DualEncoderEvaluator, embed_samples, first_text, same_text_targets
+from omnifuse.eval.evaluator import DualEncoderEvaluator, embed_samples, same_text_targets
 from omnifuse.train.config import Recipe, recipe_from_dict
 from omnifuse.train.run import run_recipe
 

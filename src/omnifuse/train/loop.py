@@ -62,6 +62,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def due(step: int, every: int | None) -> bool:
+    """Whether a periodic action (`every` steps; None = never) falls on `step`."""
+    return bool(every) and step % every == 0
+
+
 class MetricsLog:
     """`metrics.jsonl`, one JSON object per line; on resume, rows after the checkpoint are dropped."""
 
@@ -310,14 +315,15 @@ class Trainer:
                         for k, v in row.items():
                             if isinstance(v, float):
                                 writer.add_scalar(k, v, self.step)
-            if cfg.eval_every and self.step % cfg.eval_every == 0:
+            if due(self.step, cfg.eval_every):
                 stopped = self.evaluate()
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            if due(self.step, cfg.checkpoint_every):
                 self.save_checkpoint()
         bar.close()
-        if self.evaluator is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0):
+        # the final state is always evaluated and checkpointed (once)
+        if self.evaluator is not None and not due(self.step, cfg.eval_every):
             self.evaluate()
-        if not (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+        if not due(self.step, cfg.checkpoint_every):
             self.save_checkpoint()
         if self.evaluator is None and acc.is_main_process:
             atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)
