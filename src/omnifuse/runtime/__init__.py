@@ -1,0 +1,49 @@
+"""Inference runtime: `load(dir)` returns a predictor with the same API for every backend.
+
+predictor = omnifuse.runtime.load("runs/shapes-clip/best")
+predictor.embed("text", ["a red circle"])            # (1, E) float32
+predictor.classify({"image": ["cat.png"]}, labels=["red circle", "blue square"])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+
+from omnifuse.runtime.base import DEFAULT_TEMPLATES, LabelScore, Predictor
+from omnifuse.runtime.torch_backend import TorchPredictor
+
+__all__ = ["BACKENDS", "DEFAULT_TEMPLATES", "LabelScore", "Predictor", "TorchPredictor", "load"]
+
+
+def _load_torch(directory: str | os.PathLike, batch_size: int, **kwargs) -> Predictor:
+    from omnifuse.models.factory import load_model
+
+    return TorchPredictor(load_model(directory), batch_size=batch_size, **kwargs)
+
+
+BACKENDS: dict[str, Callable[..., Predictor]] = {"torch": _load_torch}
+"""Backend name -> loader(directory, batch_size, **options). Export modules register more."""
+
+
+def detect_backend(directory: str | os.PathLike) -> str:
+    """An exported ONNX artifact carries `onnx/`; anything else is a PyTorch artifact."""
+    return "onnx" if os.path.isdir(os.path.join(directory, "onnx")) and "onnx" in BACKENDS else "torch"
+
+
+def load(
+    directory: str | os.PathLike,
+    backend: str = "auto",
+    batch_size: int = 32,
+    threads: int | None = None,
+    **options,
+) -> Predictor:
+    """Load an artifact directory as a predictor; `backend` 'auto' picks from the files present."""
+    if threads:
+        torch.set_num_threads(threads)
+    name = detect_backend(directory) if backend == "auto" else backend
+    if name not in BACKENDS:
+        raise ValueError(f"unknown runtime backend '{name}'; known: {sorted(BACKENDS)}")
+    return BACKENDS[name](directory, batch_size=batch_size, **options)

@@ -1,0 +1,143 @@
+"""The predictor contract shared by every backend (PyTorch, ONNX Runtime fp32/int8).
+
+A predictor takes raw inputs (strings, image paths/bytes/PIL images), preprocesses them with
+the artifact's own `processor.json`, runs the model in batches and returns numpy arrays, so
+callers (the server, the index builder, benchmarks) never depend on the backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnifuse.data.processors import Processor
+
+DEFAULT_TEMPLATES = ("a {}", "a photo of a {}", "there is a {}")
+
+
+@dataclass
+class LabelScore:
+    label: str
+    score: float
+
+
+class Predictor(ABC):
+    """Same API for every backend: `embed`, `classify`, `modalities`, `fingerprint`."""
+
+    backend: str = "?"
+
+    def __init__(self, config: dict[str, Any], processor: Processor, batch_size: int = 32):
+        self.config = config
+        self.processor = processor
+        self.batch_size = batch_size
+
+    @property
+    def model_type(self) -> str:
+        return self.config["model_type"]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities this predictor can take as input."""
+        return self.processor.modalities
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies model + preprocessing (an index built with another model is refused)."""
+        return self.config.get("fingerprint") or self.processor.fingerprint()
+
+    # ---- backend hooks --------------------------------------------------------------------
+    @abstractmethod
+    def _embed_batch(self, modality: str, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """A processed batch of one modality -> (B, E) float32 L2-normalised embeddings."""
+
+    def _classify_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """A processed multimodal batch -> (B, C) class probabilities (trained-head models)."""
+        raise ValueError(f"a {self.model_type} has no classification head; give zero-shot labels")
+
+    def _logit_scale(self) -> float:
+        return float(np.exp(self.config.get("logit_scale", np.log(100.0))))
+
+    # ---- public API -----------------------------------------------------------------------
+    def _check_modality(self, modality: str) -> None:
+        if modality not in self.modalities:
+            raise ValueError(f"this model takes {self.modalities}; got '{modality}'")
+
+    def embed(self, modality: str, items: Sequence[Any]) -> np.ndarray:
+        """Raw items of one modality -> (N, E) float32 embeddings (L2-normalised)."""
+        self._check_modality(modality)
+        if self.model_type != "dual_encoder":
+            raise ValueError(f"embeddings come from a dual encoder; this model is a {self.model_type}")
+        if not len(items):
+            raise ValueError("no items to embed")
+        chunks = []
+        for i in range(0, len(items), self.batch_size):
+            batch = self.processor({modality: list(items[i : i + self.batch_size])})
+            chunks.append(self._embed_batch(modality, batch))
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The trained head's classes (classifiers); None for a dual encoder."""
+        return self.config.get("class_names")
+
+    def classify(
+        self,
+        inputs: dict[str, Sequence[Any]],
+        labels: Sequence[str] | None = None,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        top_k: int | None = None,
+    ) -> list[list[LabelScore]]:
+        """Per item, labels sorted by score: zero-shot over `labels` (dual encoder) or the head.
+
+        `inputs` maps modality -> raw items (one modality for zero-shot; any subset of the
+        classifier's modalities for a fusion classifier).
+        """
+        if not inputs:
+            raise ValueError("no inputs to classify")
+        if labels:
+            probs, names = self._zero_shot(inputs, list(labels), templates)
+        else:
+            if not self.class_names:
+                raise ValueError("zero-shot classification needs 'labels' (this model has no trained head)")
+            for m in inputs:
+                self._check_modality(m)
+            probs, names = self._head_probs(inputs), self.class_names
+        k = min(top_k or len(names), len(names))
+        order = np.argsort(-probs, axis=1)[:, :k]
+        return [[LabelScore(names[j], float(row[j])) for j in idx] for row, idx in zip(probs, order)]
+
+    def _zero_shot(
+        self, inputs: dict[str, Sequence[Any]], labels: list[str], templates: Sequence[str]
+    ) -> tuple[np.ndarray, list[str]]:
+        if len(inputs) != 1:
+            raise ValueError(f"zero-shot classifies one modality at a time; got {sorted(inputs)}")
+        if "text" not in self.modalities:
+            raise ValueError("zero-shot classification needs a model with a text tower")
+        bad = [t for t in templates if "{}" not in t]
+        if bad:
+            raise ValueError(f"prompt templates need a '{{}}' placeholder for the label: {bad}")
+        ((modality, items),) = inputs.items()
+        items_emb = self.embed(modality, items)  # (N, E)
+        prompts = [t.format(label) for label in labels for t in templates]
+        text_emb = self.embed("text", prompts).reshape(len(labels), len(templates), -1).mean(1)
+        text_emb /= np.linalg.norm(text_emb, axis=-1, keepdims=True)  # (C, E)
+        logits = self._logit_scale() * items_emb @ text_emb.T  # (N, C)
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True), labels
+
+    def _head_probs(self, inputs: dict[str, Sequence[Any]]) -> np.ndarray:
+        sizes = {len(v) for v in inputs.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"every modality needs the same number of items; got {sorted(sizes)}")
+        (n,) = sizes
+        chunks = []
+        for i in range(0, n, self.batch_size):
+            batch = self.processor({m: list(v[i : i + self.batch_size]) for m, v in inputs.items()})
+            chunks.append(self._classify_batch(batch))
+        return np.concatenate(chunks)

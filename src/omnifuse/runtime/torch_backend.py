@@ -1,0 +1,41 @@
+"""The PyTorch backend: an omnifuse artifact loaded with `load_model`, run under no_grad."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from omnifuse.runtime.base import Predictor
+
+
+class TorchPredictor(Predictor):
+    backend = "torch"
+
+    def __init__(self, model: nn.Module, batch_size: int = 32, dtype: torch.dtype | None = None):
+        config = model.to_config()
+        if hasattr(model, "logit_scale"):
+            config["logit_scale"] = min(float(model.logit_scale), math.log(model.max_logit_scale))
+        if getattr(model, "class_names", None):
+            config["class_names"] = list(model.class_names)
+        super().__init__(config, model.processor, batch_size)
+        self.model = model.eval()
+        self.dtype = dtype  # e.g. torch.bfloat16: autocast on CPUs with AMX / AVX512-BF16
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype is not None)
+
+    @torch.inference_mode()
+    def _embed_batch(self, modality: str, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with self._autocast():
+            emb = self.model.encode(modality, batch)  # (B, E), normalised
+        return emb.float().numpy()
+
+    @torch.inference_mode()
+    def _classify_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        if not hasattr(self.model, "predict_proba"):
+            return super()._classify_batch(batch)
+        with self._autocast():
+            return self.model.predict_proba(batch).float().numpy()  # (B, C)
