@@ -8,7 +8,7 @@ with any number of workers or processes, is exactly the data an uninterrupted ru
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -20,14 +20,22 @@ from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
 
 
 class SampleDataset(Dataset):
-    """A list of samples restricted to the modalities a model uses."""
+    """A list of samples restricted to the modalities a model uses.
 
-    def __init__(self, samples: Sequence[Sample], modalities: Sequence[str]):
+    With `allow_missing`, a sample needs only one of the modalities (fusion models that
+    predict from whatever is present); otherwise it needs all of them.
+    """
+
+    def __init__(self, samples: Sequence[Sample], modalities: Sequence[str], allow_missing: bool = False):
         self.samples = list(samples)
         self.modalities = sorted(modalities)
         if not self.samples:
             raise ValueError("the dataset is empty")
-        lacking = [s.source for s in self.samples[:1000] if not set(self.modalities) <= set(s.inputs)]
+        wanted = set(self.modalities)
+        if allow_missing:
+            lacking = [s.source for s in self.samples[:1000] if not wanted & set(s.inputs)]
+        else:
+            lacking = [s.source for s in self.samples[:1000] if not wanted <= set(s.inputs)]
         if lacking:
             raise ValueError(f"samples lack modalities {self.modalities}; first: {lacking[:3]}")
 
@@ -97,6 +105,10 @@ class Collator:
     """Decodes raw values (skipping corrupt samples under the policy) and runs the processor.
 
     `cache_decoded` keeps decoded values in memory (per worker process), for datasets that fit.
+    `targets` turns the kept samples into label tensors (classifiers). With `allow_missing`,
+    a sample may lack some modalities: each modality is processed for the samples that have
+    it and scattered into a batch-sized tensor, and `<modality>_present` (B,) marks the rows
+    that are real (the others are masked placeholders, see `scatter_rows`).
     """
 
     def __init__(
@@ -107,8 +119,12 @@ class Collator:
         seed: int = 0,
         policy: CorruptSamplePolicy | None = None,
         cache_decoded: bool = False,
+        targets: Callable[[Sequence[Sample]], dict[str, torch.Tensor]] | None = None,
+        allow_missing: bool = False,
     ):
         self.processor = processor
+        self.targets = targets
+        self.allow_missing = allow_missing
         self.modalities = sorted(modalities)
         self.train = train
         self.seed = seed
@@ -121,7 +137,11 @@ class Collator:
         if self.cache is not None and index in self.cache:
             return self.cache[index]
         try:
-            decoded = {m: decode_value(m, sample.inputs[m], sample.source) for m in self.modalities}
+            decoded = {
+                m: decode_value(m, sample.inputs[m], sample.source)
+                for m in self.modalities
+                if m in sample.inputs or not self.allow_missing
+            }
         except CorruptSampleError as err:
             self.policy.report(sample.source, str(err))
             decoded = None
@@ -130,20 +150,61 @@ class Collator:
         return decoded
 
     def __call__(self, items: Sequence[tuple[int, Sample]]) -> dict[str, torch.Tensor]:
-        kept, values = [], {m: [] for m in self.modalities}
+        kept, samples, decoded_rows = [], [], []
         for index, sample in items:
             decoded = self._decode(index, sample)
-            if decoded is None:
-                continue
-            kept.append(index)
-            for m in self.modalities:
-                values[m].append(decoded[m])
+            if decoded is not None:
+                kept.append(index)
+                samples.append(sample)
+                decoded_rows.append(decoded)
         if not kept:
             return {"index": torch.empty(0, dtype=torch.long)}
         rngs = [random.Random(hash((self.seed, self.epoch, i))) for i in kept] if self.train else None
-        batch = self.processor(values, train=self.train, rngs=rngs)
+        if self.allow_missing:
+            batch = self._process_with_missing(decoded_rows, rngs)
+        else:
+            values = {m: [d[m] for d in decoded_rows] for m in self.modalities}
+            batch = self.processor(values, train=self.train, rngs=rngs)
+        if self.targets is not None:
+            batch.update(self.targets(samples))
         batch["index"] = torch.tensor(kept)  # (B,) positions in the dataset
         return batch
+
+    def _process_with_missing(
+        self, decoded_rows: list[dict[str, Any]], rngs: list[random.Random] | None
+    ) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        n = len(decoded_rows)
+        for m in self.modalities:
+            rows = [i for i, d in enumerate(decoded_rows) if m in d]
+            if not rows:
+                continue  # absent for the whole batch: the model skips this encoder
+            sub_rngs = [rngs[i] for i in rows] if rngs else None
+            processed = self.processor(
+                {m: [decoded_rows[i][m] for i in rows]}, train=self.train, rngs=sub_rngs
+            )
+            present = torch.zeros(n, dtype=torch.bool)
+            present[rows] = True
+            batch.update(scatter_rows(processed, torch.tensor(rows), n))
+            batch[f"{m}_present"] = present  # (B,)
+        return batch
+
+
+def scatter_rows(processed: dict[str, torch.Tensor], rows: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    """Place a sub-batch's tensors at `rows` of batch-sized zero tensors.
+
+    Placeholder rows are zeros, except that a `*_mask` keeps its first position on, so an
+    encoder never sees a fully masked sequence (all-masked attention gives NaN, and NaN times
+    a zero weight is still NaN). Models must ignore these rows through `<modality>_present`.
+    """
+    out = {}
+    for key, value in processed.items():
+        full = value.new_zeros((n, *value.shape[1:]))
+        if key.endswith("_mask"):
+            full[:, 0] = 1
+        full[rows] = value
+        out[key] = full
+    return out
 
 
 def eval_loader(
@@ -153,13 +214,14 @@ def eval_loader(
     batch_size: int = 256,
     policy: CorruptSamplePolicy | None = None,
     num_workers: int = 0,
+    allow_missing: bool = False,
 ) -> DataLoader:
     """Sequential batches for evaluation and embedding; corrupt samples are skipped and counted."""
-    dataset = SampleDataset(samples, modalities)
+    dataset = SampleDataset(samples, modalities, allow_missing)
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, drop_last=False)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=Collator(processor, modalities, train=False, policy=policy),
+        collate_fn=Collator(processor, modalities, train=False, policy=policy, allow_missing=allow_missing),
         num_workers=num_workers,
     )

@@ -132,7 +132,7 @@ def _baseline_step(recipe: Recipe, processor):
 
     model = clip_baseline(recipe, processor)
     cfg = recipe.train
-    opt = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps)
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps, cfg.momentum)
     schedule = build_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.schedule, cfg.min_lr_ratio)
     model.train()
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from omnifuse.data.processors import Processor
 from omnifuse.encoders.base import Encoder
-from omnifuse.encoders.hf import HFEncoder
+from omnifuse.encoders.registry import encoder_from_config
 from omnifuse.layers.projection import build_projection
 from omnifuse.losses import LOSSES, build_loss
 from omnifuse.models.artifact import (
@@ -161,7 +161,7 @@ class DualEncoder(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any], processor: Processor | None = None) -> DualEncoder:
         """Rebuild the architecture (random weights) from `to_config()` output."""
-        towers = {m: HFEncoder.from_config(c) for m, c in config["towers"].items()}
+        towers = {m: encoder_from_config(c) for m, c in config["towers"].items()}
         projections = {
             m: build_projection(p["kind"], p["in_dim"], config["embed_dim"], p["bias"])
             for m, p in config["projections"].items()

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from omnifuse.data.processors import Processor
+from omnifuse.data.sample import Sample
 from omnifuse.encoders.factory import build_encoder
+from omnifuse.layers.surgery import apply_compression
 from omnifuse.losses import build_loss
-from omnifuse.models.artifact import read_config, resolve_artifact_dir
+from omnifuse.models.artifact import load_weights, read_config, resolve_artifact_dir
 from omnifuse.models.config import ModelConfig
 from omnifuse.models.dual_encoder import DualEncoder
+from omnifuse.models.fusion_classifier import FusionClassifier
+from omnifuse.models.fusion_factory import build_fusion_model
+from omnifuse.models.multitask import MultiTaskModel
 
-MODEL_TYPES: dict[str, type[nn.Module]] = {"dual_encoder": DualEncoder}
+MODEL_TYPES: dict[str, type[nn.Module]] = {
+    "dual_encoder": DualEncoder,
+    "fusion_classifier": FusionClassifier,
+    "multitask": MultiTaskModel,
+}
 
 
 def first_token_id(tokenizer, *names: str) -> int | None:
@@ -41,10 +51,17 @@ def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
         }
     if modality == "image":
         return {"image_size": proc.settings.size}
+    if modality == "video":  # frame size for the per-frame/clip model, clip length for temporal positions
+        return {"image_size": proc.settings.image.size, "num_frames": proc.settings.num_frames}
+    if modality == "audio" and proc.settings.features == "log_mel":  # AST: mel bins x frames
+        return {"num_mel_bins": proc.settings.n_mels, "max_length": proc.settings.max_frames}
     return {}
 
 
-def build_model(cfg: ModelConfig, processor: Processor) -> DualEncoder:
+def build_model(cfg, processor: Processor, samples: Sequence[Sample] | None = None) -> nn.Module:
+    """A model from its recipe config; `samples` (training data) give classifiers their classes."""
+    if not isinstance(cfg, ModelConfig):
+        return build_fusion_model(cfg, processor, samples, data_overrides)
     if cfg.from_hf:
         model = DualEncoder.from_hf(cfg.from_hf)
         model.processor = processor if processor.processors else model.processor
@@ -74,4 +91,10 @@ def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
     config = read_config(directory)
     if config["model_type"] not in MODEL_TYPES:
         raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(MODEL_TYPES)}")
-    return MODEL_TYPES[config["model_type"]].from_pretrained(directory)
+    model_cls = MODEL_TYPES[config["model_type"]]
+    if "compression" in config:  # int8 / low-rank / pruned modules are rebuilt before the weights load
+        model = model_cls.from_config(config, Processor.load(directory))
+        apply_compression(model, config["compression"])
+        load_weights(model, directory)
+        return model.eval()
+    return model_cls.from_pretrained(directory)

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 import yaml
 
+from omnifuse.data.audio import AudioSettings
 from omnifuse.data.processors import ImageSettings
-from omnifuse.models.config import ModelConfig
+from omnifuse.data.video import VideoSettings
+from omnifuse.models.config import MODEL_CONFIGS, ModelConfig
 from omnifuse.utils.config import ConfigError, from_dict, set_by_path, to_dict
 
 
@@ -29,6 +31,12 @@ class DataConfig:
     """Fail on the first corrupt or missing sample instead of skipping and counting."""
     cache_decoded: bool = False
     """Keep decoded training samples in memory after their first use (datasets that fit in RAM)."""
+    labels: list[str] = field(default_factory=list)
+    """Manifest columns copied into each sample's labels (e.g. `answer`); a `label` column and a
+    JSONL `labels` object are always copied."""
+    allow_missing: bool = False
+    """Let samples lack some of the model's modalities (fusion models mask them); else skip nothing
+    and require every modality."""
     group_size: int = 1
     """Shuffle blocks of this many consecutive training samples, keeping each in one batch
     (hard-negative pairs such as the shapes world's `minimal_pairs`)."""
@@ -51,6 +59,10 @@ class TextProcessorConfig:
 class ProcessorConfig:
     text: TextProcessorConfig = field(default_factory=TextProcessorConfig)
     image: ImageSettings = field(default_factory=ImageSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+    """Frames per clip, TSN sampling, per-frame size/normalisation, pixel cap (video towers)."""
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    """Sample rate, log-mel (n_mels, n_fft, hop) or raw waveform, max duration, normalisation (audio towers)."""
 
 
 @dataclass
@@ -69,7 +81,10 @@ class TrainConfig:
     grad_accum: int = 1
     max_steps: int = 1000
     """Optimizer steps."""
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 5e-4
+    momentum: float = 0.9
+    """SGD momentum (Nesterov when > 0)."""
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
@@ -116,6 +131,8 @@ class EvalConfig:
     templates: list[str] = field(default_factory=lambda: ["a {}", "there is a {}"])
     only_single_object: bool = False
     """Zero-shot only on samples whose metadata has n_objects == 1 (shapes world)."""
+    group_key: str | None = None
+    """Classifiers: also report accuracy per value of this sample field (e.g. `qtype`)."""
 
 
 @dataclass
@@ -124,7 +141,8 @@ class Recipe:
     output_dir: str = "runs"
     data: DataConfig = field(default_factory=lambda: DataConfig(train="?"))
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(from_hf="?"))
+    model: Any = field(default_factory=lambda: ModelConfig(from_hf="?"))
+    """A DualEncoder, FusionClassifier or MultiTask config, chosen by `model.type`."""
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -151,6 +169,13 @@ def recipe_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise ConfigError(f"the recipe needs a '{missing[0]}' section")
+    model = data["model"]
+    if not isinstance(model, dict):
+        raise ConfigError(f"'model' must be a mapping; got {model!r}")
+    kind = model.get("type", "dual_encoder")
+    if kind not in MODEL_CONFIGS:
+        raise ConfigError(f"'model.type' must be one of {', '.join(map(repr, MODEL_CONFIGS))}; got {kind!r}")
+    data["model"] = from_dict(MODEL_CONFIGS[kind], model, prefix="model.")
     return from_dict(Recipe, data)
 
 

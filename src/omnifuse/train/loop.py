@@ -108,7 +108,11 @@ class Trainer:
         strict: bool = False,
         group_size: int = 1,
         cache_decoded: bool = False,
+        targets: Callable[[Sequence[Sample]], dict[str, torch.Tensor]] | None = None,
+        allow_missing: bool = False,
     ):
+        """`targets` encodes labels into each batch (classifiers); `allow_missing` lets samples
+        lack some of the model's modalities (fusion models mask them)."""
         from accelerate import Accelerator
 
         self.config = config
@@ -124,7 +128,7 @@ class Trainer:
         acc = self.accelerator
         self.modalities = sorted(modalities or model.modalities)
         self.policy = CorruptSamplePolicy(strict=strict, name="train data")
-        dataset = SampleDataset(train_samples, self.modalities)
+        dataset = SampleDataset(train_samples, self.modalities, allow_missing)
         self.sampler = EpochBatchSampler(
             len(dataset),
             config.batch_size,
@@ -140,6 +144,8 @@ class Trainer:
             seed=config.seed,
             policy=self.policy,
             cache_decoded=cache_decoded,
+            targets=targets,
+            allow_missing=allow_missing,
         )
         self.loader = DataLoader(
             dataset,
@@ -150,7 +156,9 @@ class Trainer:
             # run (new iterator mid-epoch) would diverge from an uninterrupted one.
             generator=torch.Generator().manual_seed(config.seed),
         )
-        optimizer = build_optimizer(model, config.lr, config.weight_decay, config.betas, config.eps)
+        optimizer = build_optimizer(
+            model, config.optimizer, config.lr, config.weight_decay, config.betas, config.eps, config.momentum
+        )
         self.scheduler = build_scheduler(
             optimizer, config.warmup_steps, config.max_steps, config.schedule, config.min_lr_ratio
         )

@@ -28,8 +28,22 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas, eps: float) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=tuple(betas), eps=eps)
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float,
+    betas=(0.9, 0.98),
+    eps: float = 1e-6,
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
+    """AdamW, or SGD with (Nesterov) momentum; both with the same weight-decay exclusions."""
+    groups = param_groups(model, weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    raise ValueError(f"unknown optimizer '{name}'; known: adamw, sgd")
 
 
 def lr_lambda(warmup_steps: int, total_steps: int, schedule: str, min_ratio: float = 0.0):

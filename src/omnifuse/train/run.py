@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnifuse.data.audio import AudioProcessor, AudioSettings, load_audio
 from omnifuse.data.processors import ImageProcessor, Processor, TextProcessor, build_word_tokenizer
 from omnifuse.data.readers import read_samples
-from omnifuse.data.sample import CorruptSamplePolicy, Sample
+from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
+from omnifuse.data.video import VideoProcessor
+from omnifuse.eval.classification import ClassifierEvaluator
 from omnifuse.eval.evaluator import DualEncoderEvaluator
+from omnifuse.models.artifact import resolve_artifact_dir
+from omnifuse.models.config import ModelConfig
 from omnifuse.models.factory import build_model
+from omnifuse.models.fusion_factory import fusion_model_modalities, targets_for
 from omnifuse.train.checkpoint import latest_checkpoint
 from omnifuse.train.config import Recipe, dump_recipe
 from omnifuse.train.loop import Trainer, TrainResult, seed_everything
@@ -29,9 +36,27 @@ def load_recipe_data(recipe: Recipe) -> RecipeData:
 
     def read(spec: str, name: str) -> list[Sample]:
         policy = CorruptSamplePolicy(strict=data.strict, name=name)
-        return read_samples(spec, columns=data.columns, policy=policy)
+        return read_samples(spec, columns=data.columns, label_columns=data.labels or None, policy=policy)
 
     return RecipeData(read(data.train, "train data"), read(data.val, "val data") if data.val else None)
+
+
+def model_modalities(recipe: Recipe) -> list[str]:
+    cfg = recipe.model
+    if isinstance(cfg, ModelConfig):
+        return sorted(cfg.towers) or ["image", "text"]
+    return fusion_model_modalities(cfg)
+
+
+def check_data_has(modalities: list[str], samples: list[Sample], recipe: Recipe) -> None:
+    """Every modality of the model must occur in the training data."""
+    found = set().union(*(s.inputs for s in samples[:2000]))
+    lacking = [m for m in modalities if m not in found]
+    if lacking:
+        raise ValueError(
+            f"the model uses {lacking} but the training data ({recipe.data.train}) has only {sorted(found)}; "
+            f"map a column to it under data.columns (now {recipe.data.columns}) or drop it from the model"
+        )
 
 
 def all_texts(samples: list[Sample], modality: str = "text") -> list[str]:
@@ -42,26 +67,67 @@ def all_texts(samples: list[Sample], modality: str = "text") -> list[str]:
     return texts
 
 
+def text_tokenizer_name(recipe: Recipe) -> str:
+    """The configured tokenizer; `word` under a pretrained text encoder means that encoder's own."""
+    name = recipe.processor.text.tokenizer
+    towers = getattr(recipe.model, "encoders", None) or getattr(recipe.model, "towers", {})
+    text = towers.get("text")
+    if name == "word" and text is not None and text.source == "hf":
+        return text.name_or_path
+    return name
+
+
 def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
-    """One processor per modality the model's towers use (a word tokenizer is fit on train texts)."""
-    modalities = sorted(recipe.model.towers) or ["image", "text"]
+    """One processor per modality the model uses (a word tokenizer is fit on train texts).
+
+    A fusion model started from a DualEncoder artifact keeps that artifact's preprocessing.
+    """
+    modalities = model_modalities(recipe)
     procs = {}
-    if "text" in modalities:
+    if getattr(recipe.model, "from_dual_encoder", None):
+        procs.update(Processor.load(resolve_artifact_dir(recipe.model.from_dual_encoder)).processors)
+    if "text" in modalities and "text" not in procs:
         cfg = recipe.processor.text
-        if cfg.tokenizer == "word":
-            tokenizer = build_word_tokenizer(all_texts(train))
-            procs["text"] = TextProcessor(tokenizer, max_length=cfg.max_length)
+        tokenizer = text_tokenizer_name(recipe)
+        if tokenizer == "word":
+            procs["text"] = TextProcessor(build_word_tokenizer(all_texts(train)), max_length=cfg.max_length)
         else:
-            procs["text"] = TextProcessor.from_pretrained(cfg.tokenizer, max_length=cfg.max_length)
-    if "image" in modalities:
+            procs["text"] = TextProcessor.from_pretrained(tokenizer, max_length=cfg.max_length)
+    if "image" in modalities and "image" not in procs:
         procs["image"] = ImageProcessor(recipe.processor.image)
+    if "video" in modalities and "video" not in procs:
+        procs["video"] = VideoProcessor(recipe.processor.video)
+    if "audio" in modalities and "audio" not in procs:
+        procs["audio"] = build_audio_processor(recipe.processor.audio, train)
     return Processor(procs)
 
 
-def build_evaluator(recipe: Recipe, val: list[Sample] | None, model) -> DualEncoderEvaluator | None:
+def build_audio_processor(settings: AudioSettings, train: list[Sample], max_clips: int = 64) -> AudioProcessor:
+    """An audio processor; log-mel mean/std left null in the recipe are fitted on training clips."""
+    proc = AudioProcessor(dataclasses.replace(settings))  # a copy: the recipe stays as written
+    if settings.features == "log_mel" and (settings.mean is None or settings.std is None):
+        clips = []
+        for s in train:
+            if len(clips) >= max_clips:
+                break
+            if "audio" in s.inputs:
+                try:
+                    clips.append(load_audio(s.inputs["audio"], s.source))
+                except CorruptSampleError:
+                    continue  # the training loop's policy reports it
+        if clips:
+            proc.fit_normalization(clips, max_clips)
+    return proc
+
+
+def build_evaluator(recipe: Recipe, val: list[Sample] | None, model):
     if not val:
         return None
     ev = recipe.eval
+    if not isinstance(recipe.model, ModelConfig):
+        return ClassifierEvaluator(
+            val, batch_size=ev.batch_size, max_items=ev.max_items, group_key=ev.group_key
+        )
     return DualEncoderEvaluator(
         val,
         pair=tuple(sorted(model.modalities, key=lambda m: m != "text")[:2]),
@@ -83,9 +149,11 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
     data = load_recipe_data(recipe)
     latest = latest_checkpoint(run_dir / "checkpoints") if resume else None
     # A resumed run reuses the saved preprocessing (tokenizer included), never a rebuilt one.
+    check_data_has(model_modalities(recipe), data.train, recipe)
     processor = Processor.load(latest / "model") if latest else build_processor(recipe, data.train)
-    model = build_model(recipe.model, processor)
+    model = build_model(recipe.model, processor, data.train)
     dump_recipe(recipe, run_dir / "config.yaml")
+    is_fusion = not isinstance(recipe.model, ModelConfig)
     trainer = Trainer(
         model,
         data.train,
@@ -95,11 +163,36 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
         strict=recipe.data.strict,
         group_size=recipe.data.group_size,
         cache_decoded=recipe.data.cache_decoded,
+        targets=targets_for(model) if is_fusion else None,
+        allow_missing=recipe.data.allow_missing,
     )
     result = trainer.fit(resume=resume)
     if trainer.accelerator.is_main_process:
         plot_curves(result.metrics, run_dir / "plots")
+        if is_fusion and data.val:
+            write_classifier_details(trainer.unwrapped, data.val, recipe, run_dir / "plots")
     return result
+
+
+def write_classifier_details(model, val: list[Sample], recipe: Recipe, out_dir: Path) -> None:
+    """Per-class report (JSON) and confusion matrix plot of each single-label task, on `val`."""
+    import json
+
+    from omnifuse.eval.plots import plot_confusion_matrix
+
+    ev = recipe.eval
+    evaluator = ClassifierEvaluator(
+        val, batch_size=ev.batch_size, max_items=ev.max_items, group_key=ev.group_key
+    )
+    _, details = evaluator.evaluate(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for task, report in details.items():
+        if not report:
+            continue
+        stem = f"{task}_" if task else ""
+        (out_dir / f"{stem}per_class.json").write_text(json.dumps(report["per_class"], indent=2))
+        names = list(report["per_class"])
+        plot_confusion_matrix(report["confusion_matrix"], names, out_dir / f"{stem}confusion_matrix.png")
 
 
 def summarize(result: TrainResult) -> dict[str, float]:
