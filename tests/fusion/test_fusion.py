@@ -91,7 +91,9 @@ def test_output_shapes(case):
         assert out.logits is None
 
 
-@pytest.mark.parametrize("case", sorted(c for c in CASES if CASES[c][0] != "co_attention" and CASES[c][2] is None))
+@pytest.mark.parametrize(
+    "case", sorted(c for c in CASES if CASES[c][0] != "co_attention" and CASES[c][2] is None)
+)
 def test_three_modalities(case):
     fusion = build(case, dims=DIMS3).eval()
     out = fusion(make_features(DIMS3))

@@ -20,7 +20,37 @@ def test_recipes_exist():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_parses(path):
     recipe = load_recipe(path)
-    assert recipe.model.towers or recipe.model.from_hf
+    model = recipe.model
+    assert (
+        getattr(model, "towers", None)
+        or getattr(model, "from_hf", None)
+        or model.encoders
+        or model.from_dual_encoder
+    )
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (
+            {"type": "classifier"},
+            "'model.type' must be one of 'dual_encoder', 'fusion_classifier', 'multitask'",
+        ),
+        ({"type": "fusion_classifier"}, "give 'encoders'"),
+        (
+            {"type": "fusion_classifier", "encoders": {"text": {}}, "fusion": {"nme": "concat"}},
+            "unknown key 'model.fusion.nme'",
+        ),
+        ({"type": "multitask", "encoders": {"text": {}}}, "needs 'tasks'"),
+        (
+            {"type": "fusion_classifier", "encoders": {"text": {}}, "task": {"kind": "ranking"}},
+            "'model.task.kind' must be one of",
+        ),
+    ],
+)
+def test_fusion_model_config_errors(model, message):
+    with pytest.raises(ConfigError, match=message):
+        recipe_from_dict({"data": {"train": "x.jsonl"}, "model": model})
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def apply_lora(encoder: nn.Module, settings: LoraSettings) -> nn.Module:
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets
     )
     peft.inject_adapter_in_model(config, model)  # new lora_A / lora_B params are trainable
-    encoder.lora_settings = {**asdict(settings), "target_modules": targets}
+    encoder.lora_settings = {**asdict(settings), "target_modules": targets, "towers": []}
     return encoder
 
 

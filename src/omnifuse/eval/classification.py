@@ -154,3 +154,18 @@ class ClassifierEvaluator:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         return {self.prefix + k: v for k, v in self.evaluate(model)[0].items()}
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """Model selection without a configured metric: mean task accuracy (or micro-F1, or -RMSE)."""
+        values = []
+        for key, value in metrics.items():
+            name = key[len(self.prefix) :].split("/")  # "accuracy" or "<task>/accuracy"
+            if (
+                name[-1] in ("accuracy", "micro_f1")
+                and len(name) <= 2
+                and not (len(name) == 2 and name[0] == "accuracy")
+            ):
+                values.append(value)
+            elif name[-1] == "rmse" and len(name) <= 2:
+                values.append(-value)
+        return sum(values) / len(values) if values else 0.0

@@ -45,7 +45,9 @@ class BilinearFusion(Fusion):
         inputs = self.gather_inputs(features, present)
         z = None
         for m, x in inputs.items():
-            f = torch.where(x.present[:, None], self.proj[m](x.pooled), self.missing[m][None, :])  # (B, R*k)
+            f = torch.where(
+                x.present[:, None], self.proj[m](x.pooled), self.missing[m].to(x.pooled.dtype)[None, :]
+            )  # (B, R*k)
             z = f if z is None else z * f
         z = self.drop(z).view(z.shape[0], self.rank, self.k).sum(-1)  # (B, R)
         z = torch.sign(z) * torch.sqrt(z.abs() + 1e-8)  # power normalisation, finite gradient at 0

@@ -82,7 +82,9 @@ class CoAttentionFusion(Fusion):
             (xa, _), (xb, _) = block[a](xa, xb, mb), block[b](xb, xa, ma)
         parts = [
             torch.where(
-                inputs[m].present[:, None], masked_mean(x, inputs[m].mask, dim=1), self.missing[m][None, :]
+                inputs[m].present[:, None],
+                masked_mean(x, inputs[m].mask, dim=1),
+                self.missing[m].to(x.dtype)[None, :],
             )
             for m, x in ((a, xa), (b, xb))
         ]  # 2 x (B, H)

@@ -28,8 +28,8 @@ class LateFusion(Fusion):
     meta-classifier learns a bias per missing pattern.
 
     ``fused`` and ``logits`` are the combined logits (B, num_outputs); ``aux`` holds
-    ``logits.<modality>`` for every modality given in ``features`` and ``weights`` (B, M) for
-    mean/learned.
+    ``logits.<modality>`` (B, C) for every modality given in ``features`` (zero rows for samples
+    lacking it) and ``weights`` (B, M) for mean/learned.
     """
 
     name = "late"

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from omnifuse.encoders.base import EncoderOutput
+from omnifuse.fusion._blocks import TransformerLayer
 from omnifuse.fusion.base import Fusion, FusionOutput, register_fusion
 
 
@@ -16,10 +17,10 @@ class SingleStreamFusion(Fusion):
 
     Each modality's tokens are projected to ``hidden_dim``, plus a learned modality-type
     embedding and learned position embeddings (up to ``max_tokens`` per modality); a learned
-    [CLS] is prepended, an ``nn.TransformerEncoder`` (pre-LN, ``layers``, ``heads``) runs over the
+    [CLS] is prepended, a pre-LN transformer encoder (``layers``, ``heads``) runs over the
     joint sequence, and the final-LayerNorm'd [CLS] is the output (hidden_dim).
 
-    Missing modalities: their tokens (and padding tokens) are masked via the key padding mask;
+    Missing modalities: their tokens (and padding tokens) are masked out as attention keys;
     the [CLS] is always a valid key, so the attention never sees an all-masked row.
     """
 
@@ -47,16 +48,9 @@ class SingleStreamFusion(Fusion):
             {m: nn.Parameter(torch.randn(max_tokens, hidden_dim) * 0.02) for m in self.dims}
         )
         self.cls = nn.Parameter(torch.randn(hidden_dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(
-            hidden_dim,
-            heads,
-            ffn_dim or 4 * hidden_dim,
-            dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
+        self.blocks = nn.ModuleList(
+            TransformerLayer(hidden_dim, heads, ffn_dim or 4 * hidden_dim, dropout) for _ in range(layers)
         )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_dim)
         self.output_dim = hidden_dim
 
@@ -82,6 +76,7 @@ class SingleStreamFusion(Fusion):
             seqs.append(self.proj[m](x.tokens) + self.type_embed[m] + self.pos_embed[m][:t])  # (B, T_m, H)
             masks.append(x.mask)
         h = torch.cat(seqs, dim=1)  # (B, 1 + sum T_m, H)
-        ignore = ~torch.cat(masks, dim=1)  # (B, 1 + sum T_m) True = padding / missing
-        h = self.encoder(h, src_key_padding_mask=ignore)
+        mask = torch.cat(masks, dim=1)  # (B, 1 + sum T_m) False = padding / missing
+        for block in self.blocks:
+            h = block(h, mask)
         return FusionOutput(fused=self.norm(h[:, 0]))  # (B, H)

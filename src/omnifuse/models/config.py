@@ -71,6 +71,8 @@ class FusionModelConfig:
     from_dual_encoder: str | None = None
     """A trained DualEncoder artifact whose towers (and processor) become the encoders."""
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    inputs: Literal["tokens", "pooled"] = "tokens"
+    """What the encoders hand the fusion: token sequences (+ pooled), or pooled vectors only."""
     head_hidden: int | None = None
     """Hidden width of an MLP head; null: a linear head."""
     dropout: float = 0.1

@@ -41,7 +41,8 @@ class FusionClassifier(ArtifactMixin, nn.Module):
 
     task: "single_label" (softmax, cross-entropy), "multi_label" (sigmoid, BCE) or
     "regression" (one output, MSE). `class_names` are saved with the artifact; `class_weights`
-    (C,) weight the loss for imbalanced classes. Decision-level fusion (late fusion) already
+    (C,) weight the loss for imbalanced classes. `inputs`: "tokens" gives the fusion token
+    sequences and pooled vectors, "pooled" only pooled vectors (token-level strategies refuse). Decision-level fusion (late fusion) already
     gives logits, so no head is added on top of it.
     """
 
@@ -57,11 +58,12 @@ class FusionClassifier(ArtifactMixin, nn.Module):
         head_hidden: int | None = None,
         dropout: float = 0.1,
         class_weights: list[float] | None = None,
+        inputs: str = "tokens",
         processor: Processor | None = None,
     ):
         super().__init__()
         num_outputs = check_task(task, class_names)
-        check_fusion_fits(encoders, fusion)
+        check_fusion_fits(encoders, fusion, inputs)
         if fusion.decision_level and getattr(fusion, "num_outputs", num_outputs) != num_outputs:
             raise ValueError(
                 f"fusion '{fusion.name}' gives {fusion.num_outputs} outputs; the task has {num_outputs}"
@@ -78,6 +80,7 @@ class FusionClassifier(ArtifactMixin, nn.Module):
         self.task = task
         self.class_names = list(class_names) if class_names else None
         self.label_key = label_key
+        self.inputs = inputs
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("class_weights", weights, persistent=False)
         self.processor = processor or Processor({})
@@ -113,6 +116,7 @@ class FusionClassifier(ArtifactMixin, nn.Module):
             "fusion": self.fusion.to_config(),
             "head": head_config(self.head) if self.head is not None else None,
             "class_weights": self.class_weights.tolist() if self.class_weights is not None else None,
+            "inputs": self.inputs,
         }
 
     @classmethod
@@ -129,5 +133,6 @@ class FusionClassifier(ArtifactMixin, nn.Module):
             head_hidden=head.get("hidden"),
             dropout=head.get("dropout", 0.0),
             class_weights=config.get("class_weights"),
+            inputs=config.get("inputs", "tokens"),
             processor=processor,
         )

@@ -55,7 +55,7 @@ def build_encoders(cfg: FusionModelConfig, processor: Processor, data_overrides)
 
 def build_fusion_for(cfg: FusionModelConfig, encoders: dict[str, Encoder], num_outputs: int | None):
     dims = {m: int(e.hidden_size) for m, e in encoders.items()}
-    tokens = all(getattr(e, "provides_tokens", True) for e in encoders.values())
+    tokens = cfg.inputs == "tokens" and all(getattr(e, "provides_tokens", True) for e in encoders.values())
     check_inputs(cfg.fusion.name, dims, tokens_available=tokens, **cfg.fusion.kwargs)
     return build_fusion(cfg.fusion.name, dims, num_outputs=num_outputs, **cfg.fusion.kwargs)
 
@@ -87,7 +87,7 @@ def build_fusion_model(cfg: FusionModelConfig, processor: Processor, samples, da
         return FusionClassifier(
             encoders, build_fusion_for(cfg, encoders, n), task=cfg.task.kind, class_names=names,
             label_key=cfg.task.label, head_hidden=cfg.head_hidden, dropout=cfg.dropout,
-            class_weights=weights, processor=processor,
+            class_weights=weights, inputs=cfg.inputs, processor=processor,
         )  # fmt: skip
     if isinstance(cfg, MultiTaskConfig):
         specs = {}
@@ -97,7 +97,7 @@ def build_fusion_model(cfg: FusionModelConfig, processor: Processor, samples, da
         return MultiTaskModel(
             encoders, build_fusion_for(cfg, encoders, None), specs, sharing=cfg.sharing,
             loss_weighting=cfg.loss_weighting, soft_l2=cfg.soft_l2, head_hidden=cfg.head_hidden,
-            dropout=cfg.dropout, processor=processor,
+            dropout=cfg.dropout, inputs=cfg.inputs, processor=processor,
         )  # fmt: skip
     raise ValueError(f"not a fusion model config: {type(cfg).__name__}")
 

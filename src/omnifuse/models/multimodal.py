@@ -31,14 +31,20 @@ from omnifuse.models.artifact import (
 
 
 def encode_modalities(
-    encoders: nn.ModuleDict, batch: dict[str, torch.Tensor]
+    encoders: nn.ModuleDict, batch: dict[str, torch.Tensor], pooled_only: bool = False
 ) -> tuple[dict[str, EncoderOutput], dict[str, torch.Tensor]]:
-    """Run the encoder of every modality in the batch; `present` (B,) bool per modality."""
+    """Run the encoder of every modality in the batch; `present` (B,) bool per modality.
+
+    `pooled_only` hands the fusion one vector per item (tokens dropped), e.g. to compare
+    token-level fusion with pooled fusion over the same encoders.
+    """
     features, present = {}, {}
     for m, encoder in encoders.items():
         if m not in batch:
             continue  # absent for the whole batch
         out = encoder(batch)
+        if pooled_only:
+            out = EncoderOutput(tokens=None, mask=None, pooled=out.pooled)
         features[m] = out
         flag = batch.get(f"{m}_present")
         present[m] = (
@@ -51,8 +57,15 @@ def encode_modalities(
     return features, present
 
 
-def check_fusion_fits(encoders: dict[str, Encoder], fusion: Fusion) -> None:
-    """The fusion module must fuse exactly these modalities at these sizes."""
+def check_fusion_fits(encoders: dict[str, Encoder], fusion: Fusion, inputs: str = "tokens") -> None:
+    """The fusion module must fuse exactly these modalities at these sizes, from these inputs."""
+    if inputs not in ("tokens", "pooled"):
+        raise ValueError(f"inputs must be 'tokens' or 'pooled'; got '{inputs}'")
+    if fusion.needs_tokens and inputs == "pooled":
+        raise ValueError(
+            f"fusion '{fusion.name}' attends over token sequences but the encoders are set to give pooled "
+            "vectors only (inputs: pooled); set inputs: tokens or pick a pooled strategy (concat, gated, ...)"
+        )
     sizes = {m: int(e.hidden_size) for m, e in encoders.items()}
     if set(sizes) != set(fusion.dims):
         raise ValueError(

@@ -61,14 +61,15 @@ def label_batch_key(task: str) -> str:
 class _Trunk(nn.Module):
     """Encoders + fusion: the part that hard sharing shares and soft sharing copies per task."""
 
-    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion):
+    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion, inputs: str = "tokens"):
         super().__init__()
-        check_fusion_fits(encoders, fusion)
+        check_fusion_fits(encoders, fusion, inputs)
+        self.pooled_only = inputs == "pooled"
         self.encoders = nn.ModuleDict({m: encoders[m] for m in sorted(encoders)})
         self.fusion = fusion
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        features, present = encode_modalities(self.encoders, batch)
+        features, present = encode_modalities(self.encoders, batch, self.pooled_only)
         return self.fusion(features, present).fused  # (B, F)
 
 
@@ -85,6 +86,7 @@ class MultiTaskModel(ArtifactMixin, nn.Module):
         soft_l2: float = 1e-3,
         head_hidden: int | None = None,
         dropout: float = 0.1,
+        inputs: str = "tokens",
         processor: Processor | None = None,
     ):
         super().__init__()
@@ -100,7 +102,7 @@ class MultiTaskModel(ArtifactMixin, nn.Module):
             )
         self.tasks = {t: tasks[t] for t in sorted(tasks)}
         sizes = {t: check_task(s.kind, s.class_names) for t, s in self.tasks.items()}
-        trunk = _Trunk(encoders, fusion)
+        trunk = _Trunk(encoders, fusion, inputs)
         if sharing == "hard":
             self.trunks = nn.ModuleDict({"shared": trunk})
         else:  # each task starts from the same weights, then drifts as far as the L2 tie allows
@@ -176,6 +178,7 @@ class MultiTaskModel(ArtifactMixin, nn.Module):
             "encoders": encoders_config(trunk.encoders),
             "fusion": trunk.fusion.to_config(),
             "head": head_config(next(iter(self.heads.values()))),
+            "inputs": "pooled" if trunk.pooled_only else "tokens",
         }
 
     @classmethod
@@ -190,5 +193,6 @@ class MultiTaskModel(ArtifactMixin, nn.Module):
             soft_l2=config.get("soft_l2", 0.0),
             head_hidden=config["head"].get("hidden"),
             dropout=config["head"].get("dropout", 0.0),
+            inputs=config.get("inputs", "tokens"),
             processor=processor,
         )

@@ -222,6 +222,11 @@ class Trainer:
             return True
         return value > self.best if self.config.early_stopping.mode == "max" else value < self.best
 
+    def default_score(self, metrics: dict[str, float]) -> float:
+        """Higher is better: the evaluator's own `score`, else minus the validation loss."""
+        score = getattr(self.evaluator, "score", None)
+        return float(score(metrics)) if score is not None else -metrics.get("val/loss", 0.0)
+
     def evaluate(self) -> bool:
         """Run the evaluator, log, keep `best/`; returns True when early stopping says stop."""
         if self.evaluator is None:
@@ -235,7 +240,7 @@ class Trainer:
             key = es.metric
             if key is not None and key not in metrics:
                 raise KeyError(f"early_stopping.metric '{key}' is not among the metrics: {sorted(metrics)}")
-            value = metrics[key] if key else -metrics.get("val/loss", 0.0)
+            value = metrics[key] if key else self.default_score(metrics)
             if self.improved(value):
                 self.best, self.best_step, self.bad_evals = value, self.step, 0
                 atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)

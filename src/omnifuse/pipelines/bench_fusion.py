@@ -1,0 +1,215 @@
+"""`omnifuse bench fusion`: every fusion strategy, same encoders and budget, two shapes-world tasks.
+
+Tasks (see `omnifuse.data.synth.tasks`): VQA as classification over the answer vocabulary,
+and caption-image match with swapped-object negatives. Each strategy trains a
+FusionClassifier from scratch with identical encoders (a small BERT over the question and a
+small ViT whose 16 px patches are exactly the scene's 3x3 grid cells), steps, batch and
+seed; the table reports test accuracy overall and per question type, parameters, training
+time and inference throughput. Late fusion combines per-modality decisions, so it cannot
+answer questions that need both inputs: it is the sanity row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnifuse.data.readers import read_samples
+
+logger = logging.getLogger("omnifuse.bench")
+
+STRATEGIES = (
+    "concat", "concat_mlp", "late", "gated", "attention", "pooling", "bilinear",
+    "cross_attention", "co_attention", "single_stream",
+)  # fmt: skip
+TOKEN_STRATEGIES = ("cross_attention", "co_attention", "single_stream")
+TASKS = {
+    # task -> (manifest prefix, text column, label column)
+    "vqa": ("vqa", "question", "answer"),
+    "match": ("match", "caption", "label"),
+}
+ENSEMBLE_MEMBERS = ("concat_mlp", "cross_attention", "single_stream")
+
+
+@dataclass
+class FusionBenchConfig:
+    n_scenes: int = 3000
+    image_size: int = 48
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3
+    hidden: int = 64
+    """Encoder width (both towers) and fusion width (x2)."""
+    layers: int = 2
+    strategies: tuple[str, ...] = STRATEGIES
+    tasks: tuple[str, ...] = ("vqa", "match")
+    ensemble: bool = True
+    eval_items: int = 2000
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+    fusion_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def fusion_kwargs(strategy: str, width: int, layers: int) -> dict[str, Any]:
+    """The same capacity knobs for every strategy that has them."""
+    if strategy in ("concat",):
+        return {}
+    if strategy == "late":
+        return {"head": "mlp", "hidden_dim": width}
+    if strategy == "pooling":
+        return {"project": True, "hidden_dim": width}
+    if strategy == "bilinear":
+        return {"rank": width}
+    kwargs: dict[str, Any] = {"hidden_dim": width}
+    if strategy in TOKEN_STRATEGIES:
+        kwargs["layers"] = layers
+    return kwargs
+
+
+def bench_recipe(data_dir: Path, out_dir: Path, task: str, strategy: str, cfg: FusionBenchConfig) -> dict:
+    prefix, text_col, label_col = TASKS[task]
+    h = cfg.hidden
+    tower = {
+        "hidden_size": h,
+        "intermediate_size": 2 * h,
+        "num_hidden_layers": cfg.layers,
+        "num_attention_heads": 4,
+    }
+    kwargs = {**fusion_kwargs(strategy, 2 * h, cfg.layers), **cfg.fusion_kwargs.get(strategy, {})}
+    return {
+        "name": f"{task}-{strategy}",
+        "output_dir": str(out_dir),
+        "data": {
+            "train": str(data_dir / f"{prefix}_train.jsonl"),
+            "val": str(data_dir / f"{prefix}_val.jsonl"),
+            "columns": {"image": "image", "text": text_col},
+            "labels": [label_col],
+            "cache_decoded": True,
+        },
+        "processor": {"text": {"tokenizer": "word", "max_length": 16}, "image": {"size": cfg.image_size}},
+        "model": {
+            "type": "fusion_classifier",
+            "encoders": {
+                "text": {"arch": "bert", "pooling": "cls", "overrides": tower},
+                "image": {
+                    "arch": "vit",
+                    "pooling": "cls",
+                    "overrides": {**tower, "patch_size": cfg.image_size // 3},
+                },
+            },
+            "fusion": {"name": strategy, "kwargs": kwargs},
+            "task": {"label": label_col},
+            "dropout": 0.0,
+        },
+        "train": {
+            "batch_size": cfg.batch_size,
+            "max_steps": cfg.steps,
+            "lr": cfg.lr,
+            "weight_decay": 0.01,
+            "warmup_steps": max(1, cfg.steps // 20),
+            "log_every": max(1, cfg.steps // 5),
+            "seed": cfg.seed,
+            "threads": cfg.threads,
+            "progress": cfg.progress,
+        },
+        "eval": {"max_items": 500, "group_key": "qtype"},
+    }
+
+
+def _throughput(model, samples, batch_size: int = 256) -> float:
+    from omnifuse.eval.classification import predict_samples
+
+    start = time.perf_counter()
+    _, kept = predict_samples(model, samples, batch_size)
+    return len(kept) / (time.perf_counter() - start)
+
+
+def _row(task: str, strategy: str, metrics: dict[str, float], model, train_s: float, items_s: float) -> dict:
+    row: dict[str, Any] = {"task": task, "fusion": strategy, "accuracy": metrics.get("accuracy")}
+    row.update({k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("accuracy/")})
+    row["params"] = sum(p.numel() for p in model.parameters())
+    row["fusion_params"] = (
+        sum(p.numel() for p in getattr(model, "fusion", model).parameters())
+        if hasattr(model, "fusion")
+        else None
+    )
+    row["train_s"] = round(train_s, 1)
+    row["infer_items_s"] = round(items_s, 1)
+    return row
+
+
+def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> dict[str, Any]:
+    """Train and evaluate every strategy on every task; returns rows and settings (JSON-able)."""
+    from omnifuse.data.synth import SynthConfig, generate
+    from omnifuse.data.synth.tasks import write_task_manifests
+    from omnifuse.eval.classification import ClassifierEvaluator
+    from omnifuse.models.ensemble import EnsembleClassifier
+    from omnifuse.models.fusion_classifier import FusionClassifier
+    from omnifuse.train.config import recipe_from_dict
+    from omnifuse.train.run import run_recipe
+
+    cfg = cfg or FusionBenchConfig()
+    unknown = [s for s in cfg.strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown fusion strategies {unknown}; known: {STRATEGIES}")
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    if not (data_dir / "vqa_train.jsonl").exists():
+        generate(
+            SynthConfig(n=cfg.n_scenes, seed=cfg.seed, image_size=cfg.image_size),
+            data_dir,
+            progress=cfg.progress,
+        )
+        write_task_manifests(data_dir, seed=cfg.seed)
+    rows = []
+    for task in cfg.tasks:
+        prefix, text_col, label_col = TASKS[task]
+        test = read_samples(
+            data_dir / f"{prefix}_test.jsonl",
+            columns={"image": "image", "text": text_col},
+            label_columns=[label_col],
+        )[: cfg.eval_items]
+        evaluator = ClassifierEvaluator(test, group_key="qtype", prefix="")
+        trained = {}
+        for strategy in cfg.strategies:
+            logger.info("bench fusion: %s / %s", task, strategy)
+            recipe = recipe_from_dict(bench_recipe(data_dir, out_dir / "runs", task, strategy, cfg))
+            start = time.perf_counter()
+            run_recipe(recipe)
+            train_s = time.perf_counter() - start
+            model = FusionClassifier.from_pretrained(recipe.run_dir / "best")
+            metrics, _ = evaluator.evaluate(model)
+            rows.append(_row(task, strategy, metrics, model, train_s, _throughput(model, test)))
+            trained[strategy] = model
+            print(rows[-1], flush=True)
+        members = [trained[s] for s in ENSEMBLE_MEMBERS if s in trained]
+        if cfg.ensemble and len(members) >= 2:
+            ensemble = EnsembleClassifier(members).eval()
+            metrics, _ = evaluator.evaluate(ensemble)
+            name = "ensemble(" + "+".join(s for s in ENSEMBLE_MEMBERS if s in trained) + ")"
+            rows.append(_row(task, name, metrics, ensemble, 0.0, _throughput(ensemble, test)))
+    return {
+        "rows": rows,
+        "settings": {k: v for k, v in vars(cfg).items() if k != "progress"},
+        "threads": torch.get_num_threads(),
+        "summary": relation_gaps(rows),
+    }
+
+
+def relation_gaps(rows: list[dict]) -> dict[str, float]:
+    """Accuracy on relation questions of each token-level strategy minus concat's (VQA)."""
+    vqa = {r["fusion"]: r.get("relation") for r in rows if r["task"] == "vqa"}
+    base = vqa.get("concat")
+    if base is None:
+        return {}
+    return {
+        f"{s} - concat (relation)": round(vqa[s] - base, 4)
+        for s in TOKEN_STRATEGIES + ("late",)
+        if vqa.get(s) is not None
+    }

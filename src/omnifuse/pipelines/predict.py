@@ -1,0 +1,81 @@
+"""Batch prediction: a manifest in, one row per sample out (CSV or JSONL), nothing dropped silently."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from omnifuse import runtime
+from omnifuse.data.decode import decode_value
+from omnifuse.data.readers import read_samples
+from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
+
+
+def _decode_row(sample: Sample, modalities: list[str], policy: CorruptSamplePolicy) -> dict | None:
+    try:
+        return {m: decode_value(m, sample.inputs[m], sample.source) for m in modalities if m in sample.inputs}
+    except CorruptSampleError as err:
+        policy.report(sample.source, str(err))
+        return None
+
+
+def predict_manifest(
+    model_dir: str,
+    inputs: str,
+    out: str,
+    columns: dict[str, str] | None = None,
+    labels: list[str] | None = None,
+    top_k: int = 1,
+    batch_size: int = 64,
+    backend: str = "auto",
+) -> int:
+    """Write `id, prediction, score, top_k` per readable row; unreadable rows get an `error`."""
+    out_path = Path(out)
+    if out_path.suffix.lower() not in (".csv", ".jsonl"):
+        raise ValueError(f"--out must end in .csv or .jsonl; got {out}")
+    predictor = runtime.load(model_dir, backend=backend, batch_size=batch_size)
+    wanted = predictor.modalities if not labels else [m for m in predictor.modalities if m != "text"]
+    columns = columns or {m: m for m in wanted}
+    samples = read_samples(inputs, columns=columns)
+    modalities = sorted(set(columns) & set(predictor.modalities))
+    if not modalities:
+        raise ValueError(f"--columns maps {sorted(columns)}; the model takes {predictor.modalities}")
+    policy = CorruptSamplePolicy(name=str(inputs))
+    rows = []
+    for start in tqdm(range(0, len(samples), batch_size), desc="predict", unit="batch"):
+        chunk = samples[start : start + batch_size]
+        decoded = [_decode_row(s, modalities, policy) for s in chunk]
+        ok = [i for i, d in enumerate(decoded) if d]
+        results = []
+        if ok:
+            by_modality = {m: [decoded[i][m] for i in ok] for m in modalities}
+            results = predictor.classify(by_modality, labels=labels, top_k=top_k)
+        result_of = dict(zip(ok, results))
+        for i, s in enumerate(chunk):
+            row = {"id": s.meta.get("id", s.source)}
+            if i in result_of:
+                best = result_of[i][0]
+                row.update(prediction=best.label, score=round(best.score, 6))
+                row["top_k"] = [[r.label, round(r.score, 6)] for r in result_of[i]]
+            else:
+                row.update(prediction=None, score=None, top_k=[], error="unreadable input (see log)")
+            rows.append(row)
+    policy.log()
+    write_rows(rows, out_path)
+    return len(rows)
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return
+    fields = ["id", "prediction", "score", "top_k", "error"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "top_k": json.dumps(r.get("top_k", []))})
