@@ -14,21 +14,15 @@ from torch import nn
 
 from omnifuse._optional import require
 
-# HF `config.model_type` -> Linear layers to adapt (query and value projections, as in the paper).
-LORA_TARGETS: dict[str, list[str]] = {
-    "bert": ["query", "value"],
-    "roberta": ["query", "value"],
-    "vit": ["query", "value"],
-    "audio-spectrogram-transformer": ["query", "value"],
-    "videomae": ["query", "value"],
-    "clip_text_model": ["q_proj", "v_proj"],
-    "clip_vision_model": ["q_proj", "v_proj"],
-    "siglip_text_model": ["q_proj", "v_proj"],
-    "siglip_vision_model": ["q_proj", "v_proj"],
-    "whisper": ["q_proj", "v_proj"],
-    "wav2vec2": ["q_proj", "v_proj"],
-    "hubert": ["q_proj", "v_proj"],
-}
+# Query/value projection names across HF families (the paper adapts W_q and W_v): BERT-style
+# `query`/`value` (older transformers), `q_proj`/`v_proj` (CLIP, SigLIP, Whisper, wav2vec2, and
+# BERT/ViT in transformers 5), T5-style `q`/`v`, DistilBERT's `q_lin`/`v_lin`.
+QUERY_VALUE_NAMES: tuple[tuple[str, str], ...] = (
+    ("q_proj", "v_proj"),
+    ("query", "value"),
+    ("q", "v"),
+    ("q_lin", "v_lin"),
+)
 
 
 @dataclass
@@ -49,13 +43,15 @@ class LoraSettings:
 
 
 def lora_targets(model: nn.Module) -> list[str]:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in LORA_TARGETS:
-        raise ValueError(
-            f"no default LoRA targets for model type '{model_type}'; set lora.target_modules "
-            f"(known families: {sorted(LORA_TARGETS)})"
-        )
-    return LORA_TARGETS[model_type]
+    """The model's query and value projection layer names, found among its Linear layers."""
+    linear_names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    for pair in QUERY_VALUE_NAMES:
+        if set(pair) <= linear_names:
+            return list(pair)
+    raise ValueError(
+        f"cannot find query/value projections in {type(model).__name__} (Linear layers: {sorted(linear_names)}); "
+        "set lora.target_modules"
+    )
 
 
 def apply_lora(encoder: nn.Module, settings: LoraSettings) -> nn.Module:
