@@ -64,6 +64,12 @@ def test_classifier_trains_from_cli_and_predicts(tasks_dir, tmp_path):
          "image=image", "--out", str(out), "--top-k", "2"]
     )  # fmt: skip
     assert code == 0
+    report = tmp_path / "eval.json"
+    code = main(
+        ["eval", str(run / "best"), str(tasks_dir / "vqa_test.jsonl"), "--text-column", "question",
+         "--label-column", "answer", "--group-key", "qtype", "--out", str(report)]
+    )  # fmt: skip
+    assert code == 0 and "accuracy/relation" in report.read_text()
     preds = list(csv.DictReader(out.open()))
     n_test = len((tasks_dir / "vqa_test.jsonl").read_text().splitlines())
     assert len(preds) == n_test and preds[0]["prediction"] in model.class_names

@@ -14,7 +14,9 @@ def register(sub) -> None:
         "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl --label-key color_shape "
         "--single-object --out eval.json\n"
         "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl --label-key shape "
-        "--probe-train data/shapes/train.jsonl",
+        "--probe-train data/shapes/train.jsonl\n"
+        "  omnifuse eval runs/shapes-vqa-fusion/best data/shapes-tasks/vqa_test.jsonl --text-column question "
+        "--label-column answer --group-key qtype   # a fusion classifier",
         run,
     )
     parser.add_argument("model", help="artifact directory (or hub name)")
@@ -26,6 +28,15 @@ def register(sub) -> None:
     parser.add_argument("--template", action="append", default=None, help="prompt template with {}")
     parser.add_argument("--single-object", action="store_true", help="zero-shot on single-object scenes only")
     parser.add_argument("--probe-train", default=None, help="training data for a linear probe on --label-key")
+    parser.add_argument(
+        "--label-column",
+        action="append",
+        default=None,
+        help="classifiers: manifest column(s) holding the labels",
+    )
+    parser.add_argument(
+        "--group-key", default=None, help="classifiers: report accuracy per value of this field"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
@@ -41,6 +52,8 @@ def run(args) -> int:
     model = load_model(args.model)
     columns = {"text": args.text_column, "image": args.image_column}
     policy = CorruptSamplePolicy(strict=args.strict, name=args.data)
+    if model.model_type != "dual_encoder":
+        return run_classifier(args, model, columns, policy)
     samples = read_samples(args.data, columns=columns, policy=policy)
     evaluator = DualEncoderEvaluator(
         samples,
@@ -61,4 +74,20 @@ def run(args) -> int:
     print(format_table(rows))
     if args.out:
         print(f"wrote {write_json(args.out, metrics)}")
+    return 0
+
+
+def run_classifier(args, model, columns: dict[str, str], policy) -> int:
+    """Accuracy, macro-F1, per-group accuracy (and per-class report in --out) of a classifier."""
+    from omnifuse.data.readers import read_samples
+    from omnifuse.eval.classification import ClassifierEvaluator
+    from omnifuse.eval.report import format_table
+
+    columns = {m: c for m, c in columns.items() if m in model.modalities}
+    samples = read_samples(args.data, columns=columns, label_columns=args.label_column, policy=policy)
+    evaluator = ClassifierEvaluator(samples, args.batch_size, args.max_items, args.group_key, prefix="")
+    metrics, details = evaluator.evaluate(model)
+    print(format_table([{"metric": k, "value": v} for k, v in metrics.items()]))
+    if args.out:
+        print(f"wrote {write_json(args.out, {'metrics': metrics, 'details': details})}")
     return 0
