@@ -21,6 +21,10 @@ def register(verbs) -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per strategy")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--scenes", type=int, default=None, help="shapes-world scenes to generate")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="strategies trained at once, 1 thread each (default 1)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the ensemble row")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
 
@@ -36,6 +40,8 @@ def run(args) -> int:
         ("steps", args.steps),
         ("batch_size", args.batch_size),
         ("n_scenes", args.scenes),
+        ("threads", args.threads),
+        ("workers", args.workers),
     ):
         if value is not None:
             setattr(cfg, name, value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class FusionBenchConfig:
     eval_items: int = 2000
     seed: int = 0
     threads: int | None = None
+    workers: int = 1
+    """Strategies trained at once, in separate processes with 1 thread each (2 on 2 cores)."""
     progress: bool = True
     fusion_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -134,30 +136,59 @@ def _row(task: str, strategy: str, metrics: dict[str, float], model, train_s: fl
     row: dict[str, Any] = {"task": task, "fusion": strategy, "accuracy": metrics.get("accuracy")}
     row.update({k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("accuracy/")})
     row["params"] = sum(p.numel() for p in model.parameters())
-    row["fusion_params"] = (
-        sum(p.numel() for p in getattr(model, "fusion", model).parameters())
-        if hasattr(model, "fusion")
-        else None
-    )
-    row["train_s"] = round(train_s, 1)
+    fusion = getattr(model, "fusion", None)
+    row["fusion_params"] = sum(p.numel() for p in fusion.parameters()) if fusion is not None else None
+    row["train_s"] = round(train_s, 1)  # includes the final validation pass
     row["infer_items_s"] = round(items_s, 1)
+    return row
+
+
+def _test_samples(data_dir: Path, task: str, cfg: FusionBenchConfig):
+    prefix, text_col, label_col = TASKS[task]
+    columns = {"image": "image", "text": text_col}
+    return read_samples(data_dir / f"{prefix}_test.jsonl", columns=columns, label_columns=[label_col])[
+        : cfg.eval_items
+    ]
+
+
+def train_one(job: tuple[Path, Path, str, str, FusionBenchConfig]) -> dict[str, Any]:
+    """Train one strategy on one task, then evaluate it on the test split (runs in a worker)."""
+    from omnifuse.eval.classification import ClassifierEvaluator
+    from omnifuse.models.fusion_classifier import FusionClassifier
+    from omnifuse.train.config import recipe_from_dict
+    from omnifuse.train.run import run_recipe
+
+    data_dir, out_dir, task, strategy, cfg = job
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    recipe = recipe_from_dict(bench_recipe(data_dir, out_dir / "runs", task, strategy, cfg))
+    start = time.perf_counter()
+    run_recipe(recipe)
+    train_s = time.perf_counter() - start
+    model = FusionClassifier.from_pretrained(recipe.run_dir / "best")
+    test = _test_samples(data_dir, task, cfg)
+    metrics, _ = ClassifierEvaluator(test, group_key="qtype", prefix="").evaluate(model)
+    row = _row(task, strategy, metrics, model, train_s, _throughput(model, test))
+    logger.info("bench fusion: %s", row)
     return row
 
 
 def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> dict[str, Any]:
     """Train and evaluate every strategy on every task; returns rows and settings (JSON-able)."""
+    import multiprocessing
+
     from omnifuse.data.synth import SynthConfig, generate
     from omnifuse.data.synth.tasks import write_task_manifests
     from omnifuse.eval.classification import ClassifierEvaluator
     from omnifuse.models.ensemble import EnsembleClassifier
     from omnifuse.models.fusion_classifier import FusionClassifier
-    from omnifuse.train.config import recipe_from_dict
-    from omnifuse.train.run import run_recipe
 
     cfg = cfg or FusionBenchConfig()
     unknown = [s for s in cfg.strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown fusion strategies {unknown}; known: {STRATEGIES}")
+    if cfg.workers < 1:
+        raise ValueError(f"workers must be >= 1; got {cfg.workers}")
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     if not (data_dir / "vqa_train.jsonl").exists():
@@ -167,37 +198,29 @@ def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> d
             progress=cfg.progress,
         )
         write_task_manifests(data_dir, seed=cfg.seed)
-    rows = []
-    for task in cfg.tasks:
-        prefix, text_col, label_col = TASKS[task]
-        test = read_samples(
-            data_dir / f"{prefix}_test.jsonl",
-            columns={"image": "image", "text": text_col},
-            label_columns=[label_col],
-        )[: cfg.eval_items]
-        evaluator = ClassifierEvaluator(test, group_key="qtype", prefix="")
-        trained = {}
-        for strategy in cfg.strategies:
-            logger.info("bench fusion: %s / %s", task, strategy)
-            recipe = recipe_from_dict(bench_recipe(data_dir, out_dir / "runs", task, strategy, cfg))
-            start = time.perf_counter()
-            run_recipe(recipe)
-            train_s = time.perf_counter() - start
-            model = FusionClassifier.from_pretrained(recipe.run_dir / "best")
-            metrics, _ = evaluator.evaluate(model)
-            rows.append(_row(task, strategy, metrics, model, train_s, _throughput(model, test)))
-            trained[strategy] = model
-            print(rows[-1], flush=True)
-        members = [trained[s] for s in ENSEMBLE_MEMBERS if s in trained]
-        if cfg.ensemble and len(members) >= 2:
-            ensemble = EnsembleClassifier(members).eval()
-            metrics, _ = evaluator.evaluate(ensemble)
-            name = "ensemble(" + "+".join(s for s in ENSEMBLE_MEMBERS if s in trained) + ")"
-            rows.append(_row(task, name, metrics, ensemble, 0.0, _throughput(ensemble, test)))
+    if cfg.workers > 1:
+        cfg = replace(cfg, threads=1, progress=False)
+    jobs = [(data_dir, out_dir, task, s, cfg) for task in cfg.tasks for s in cfg.strategies]
+    if cfg.workers > 1:
+        with multiprocessing.get_context("spawn").Pool(cfg.workers) as pool:
+            rows = pool.map(train_one, jobs, chunksize=1)
+    else:
+        rows = [train_one(job) for job in jobs]
+    for task in cfg.tasks if cfg.ensemble else ():
+        names = [s for s in ENSEMBLE_MEMBERS if s in cfg.strategies]
+        if len(names) < 2:
+            continue
+        members = [FusionClassifier.from_pretrained(out_dir / "runs" / f"{task}-{s}" / "best") for s in names]
+        ensemble = EnsembleClassifier(members).eval()
+        test = _test_samples(data_dir, task, cfg)
+        metrics, _ = ClassifierEvaluator(test, group_key="qtype", prefix="").evaluate(ensemble)
+        rows.append(
+            _row(task, f"ensemble({'+'.join(names)})", metrics, ensemble, 0.0, _throughput(ensemble, test))
+        )
     return {
         "rows": rows,
         "settings": {k: v for k, v in vars(cfg).items() if k != "progress"},
-        "threads": torch.get_num_threads(),
+        "threads": cfg.threads or torch.get_num_threads(),
         "summary": relation_gaps(rows),
     }
 
