@@ -36,7 +36,13 @@ format: $(BIN)/.installed-dev
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: $(BIN)/.installed-dev lint
+# The page test drives the system chromium + chromedriver through Selenium (Debian packages).
+$(BIN)/.browser: | $(BIN)/.installed-dev
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	touch $@
+
+test: $(BIN)/.installed-dev $(BIN)/.browser lint
 	$(BIN)/python -m pytest -q -x --timeout=900 tests
 
 clean:

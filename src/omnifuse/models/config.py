@@ -69,7 +69,11 @@ class FusionModelConfig:
     encoders: dict[str, TowerConfig] = field(default_factory=dict)
     """Modality -> encoder (hub name, local dir, `pkg:` path or from-scratch preset)."""
     from_dual_encoder: str | None = None
-    """A trained DualEncoder artifact whose towers (and processor) become the encoders."""
+    """A trained DualEncoder artifact whose towers (and processors) become the encoders."""
+    dual_encoder_towers: list[str] | None = None
+    """Which of its towers to take (default: all); the others come from `encoders`."""
+    dual_encoder_trainable_layers: int | None = None
+    """Fine-tuning of the taken towers: null trains them fully, 0 freezes them, N trains the top N layers."""
     fusion: FusionConfig = field(default_factory=FusionConfig)
     inputs: Literal["tokens", "pooled"] = "tokens"
     """What the encoders hand the fusion: token sequences (+ pooled), or pooled vectors only."""

@@ -23,22 +23,37 @@ from omnifuse.models.fusion_classifier import FusionClassifier
 from omnifuse.models.multitask import MultiTaskModel, TaskSpec, label_batch_key
 
 
-def fusion_model_modalities(cfg: FusionModelConfig) -> list[str]:
-    if cfg.from_dual_encoder:
-        from omnifuse.models.artifact import read_config, resolve_artifact_dir
+def dual_encoder_modalities(cfg: FusionModelConfig) -> list[str]:
+    """The towers taken from `from_dual_encoder` (none without one)."""
+    if not cfg.from_dual_encoder:
+        return []
+    from omnifuse.models.artifact import read_config, resolve_artifact_dir
 
-        towers = read_config(resolve_artifact_dir(cfg.from_dual_encoder), "dual_encoder")["towers"]
-        return sorted(set(towers) | set(cfg.encoders))
-    return sorted(cfg.encoders)
+    towers = sorted(read_config(resolve_artifact_dir(cfg.from_dual_encoder), "dual_encoder")["towers"])
+    wanted = cfg.dual_encoder_towers if cfg.dual_encoder_towers is not None else towers
+    unknown = sorted(set(wanted) - set(towers))
+    if unknown:
+        raise ValueError(f"dual_encoder_towers names {unknown}; {cfg.from_dual_encoder} has towers {towers}")
+    return sorted(wanted)
+
+
+def fusion_model_modalities(cfg: FusionModelConfig) -> list[str]:
+    return sorted(set(dual_encoder_modalities(cfg)) | set(cfg.encoders))
 
 
 def build_encoders(cfg: FusionModelConfig, processor: Processor, data_overrides) -> dict[str, Encoder]:
     """From-config towers, plus (overridden by) a trained DualEncoder's towers; then LoRA."""
     encoders: dict[str, Encoder] = {}
-    if cfg.from_dual_encoder:
+    taken = dual_encoder_modalities(cfg)
+    if taken:
+        from omnifuse.encoders.freezing import freeze
         from omnifuse.models.dual_encoder import DualEncoder
 
-        encoders.update(DualEncoder.from_pretrained(cfg.from_dual_encoder).train().towers.items())
+        towers = DualEncoder.from_pretrained(cfg.from_dual_encoder).train().towers
+        for m in taken:
+            encoders[m] = towers[m]
+            if cfg.dual_encoder_trainable_layers is not None:
+                freeze(encoders[m], cfg.dual_encoder_trainable_layers)
     for m, tower in sorted(cfg.encoders.items()):
         if m not in encoders:
             encoders[m] = build_encoder(tower, m, data_overrides(processor, m))

@@ -17,7 +17,7 @@ from omnifuse.eval.evaluator import DualEncoderEvaluator
 from omnifuse.models.artifact import resolve_artifact_dir
 from omnifuse.models.config import ModelConfig
 from omnifuse.models.factory import build_model
-from omnifuse.models.fusion_factory import fusion_model_modalities, targets_for
+from omnifuse.models.fusion_factory import dual_encoder_modalities, fusion_model_modalities, targets_for
 from omnifuse.train.checkpoint import latest_checkpoint
 from omnifuse.train.config import Recipe, dump_recipe
 from omnifuse.train.loop import Trainer, TrainResult, seed_everything
@@ -84,8 +84,10 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
     """
     modalities = model_modalities(recipe)
     procs = {}
-    if getattr(recipe.model, "from_dual_encoder", None):
-        procs.update(Processor.load(resolve_artifact_dir(recipe.model.from_dual_encoder)).processors)
+    taken = [] if isinstance(recipe.model, ModelConfig) else dual_encoder_modalities(recipe.model)
+    if taken:
+        saved = Processor.load(resolve_artifact_dir(recipe.model.from_dual_encoder)).processors
+        procs.update({m: saved[m] for m in taken})
     if "text" in modalities and "text" not in procs:
         cfg = recipe.processor.text
         tokenizer = text_tokenizer_name(recipe)
@@ -102,7 +104,9 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
     return Processor(procs)
 
 
-def build_audio_processor(settings: AudioSettings, train: list[Sample], max_clips: int = 64) -> AudioProcessor:
+def build_audio_processor(
+    settings: AudioSettings, train: list[Sample], max_clips: int = 64
+) -> AudioProcessor:
     """An audio processor; log-mel mean/std left null in the recipe are fitted on training clips."""
     proc = AudioProcessor(dataclasses.replace(settings))  # a copy: the recipe stays as written
     if settings.features == "log_mel" and (settings.mean is None or settings.std is None):

@@ -1,0 +1,192 @@
+"""Request bodies -> validated inputs: JSON (base64 images) or multipart uploads.
+
+Every problem becomes a `RequestError` whose message names the field and the limit: wrong
+content type (415), malformed JSON or non-UTF-8 bodies (400), unknown or ill-typed fields
+(422), too many items or too long texts (413). Images are decoded in a worker thread with the
+header checks of `omnifuse.serve.limits.open_image`.
+
+Multipart text fields are decoded by Starlette (UTF-8, falling back to Latin-1); a text sent as
+a file part, and every JSON body, must be valid UTF-8.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from omnifuse.serve.config import Limits
+from omnifuse.serve.errors import RequestError
+from omnifuse.serve.limits import check_texts, decode_utf8, open_image
+from omnifuse.serve.security import check_url_allowed, fetch_url
+
+
+@dataclass
+class RawImage:
+    data: bytes
+    what: str
+    """Names the input in error messages, e.g. "images[2]"."""
+
+
+@dataclass
+class ParsedRequest:
+    texts: list[str] = field(default_factory=list)
+    images: list[RawImage] = field(default_factory=list)
+    image_urls: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    templates: list[str] | None = None
+    top_k: int | None = None
+    k: int = 10
+
+    @property
+    def n_items(self) -> int:
+        return len(self.texts) + len(self.images) + len(self.image_urls)
+
+
+def format_validation_error(err: ValidationError | list) -> str:
+    errors = err.errors() if isinstance(err, ValidationError) else err
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid request: " + "; ".join(parts) + more
+
+
+def _b64(value: str, what: str) -> bytes:
+    if value.startswith("data:"):
+        value = value.partition(",")[2]  # data URL: data:image/png;base64,....
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"{what} is not valid base64") from None
+
+
+async def _json(request: Request, model: type[BaseModel]) -> BaseModel:
+    body = await request.body()
+    if not body:
+        raise RequestError(400, "empty request body; send a JSON object")
+    text = decode_utf8(body, "request body")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RequestError(
+            400, f"malformed JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise RequestError(422, f"the JSON body must be an object, got {type(payload).__name__}")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as err:
+        raise RequestError(422, format_validation_error(err)) from None
+
+
+def _int(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RequestError(422, f"{name} must be an integer, got {str(value)[:50]!r}") from None
+    if number < 1:
+        raise RequestError(422, f"{name} must be >= 1, got {number}")
+    return number
+
+
+async def _form(request: Request, limits: Limits, allowed: set[str]) -> ParsedRequest:
+    form = await request.form(
+        max_files=limits.max_items + 1,
+        max_fields=limits.max_items + limits.max_labels + 8,
+        max_part_size=limits.max_body_bytes,
+    )
+    try:
+        unknown = sorted(set(form.keys()) - allowed)
+        if unknown:
+            raise RequestError(422, f"unknown form field(s) {unknown}; expected {sorted(allowed)}")
+        out = ParsedRequest()
+        for i, value in enumerate(form.getlist("text")):
+            if isinstance(value, UploadFile):
+                value = decode_utf8(await value.read(), f"text[{i}]")
+            out.texts.append(value)
+        for i, value in enumerate(form.getlist("image")):
+            if not isinstance(value, UploadFile):
+                raise RequestError(422, f"image[{i}] must be a file upload, not a text field")
+            out.images.append(RawImage(await value.read(), f"image[{i}] ({value.filename or 'upload'})"))
+        for value in form.getlist("labels"):
+            if isinstance(value, UploadFile):
+                raise RequestError(422, "labels must be text fields")
+            out.labels.extend(label.strip() for label in value.split(",") if label.strip())
+        if form.get("k") is not None:
+            out.k = _int(form.get("k"), "k")
+        if form.get("top_k") is not None:
+            out.top_k = _int(form.get("top_k"), "top_k")
+        return out
+    finally:
+        await form.close()
+
+
+async def parse_request(
+    request: Request, model: type[BaseModel], limits: Limits, form_fields: set[str]
+) -> ParsedRequest:
+    """JSON or multipart body -> `ParsedRequest` (not yet decoded images), limits checked."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        body = await _json(request, model)
+        data = body.model_dump()
+        if "text" in data:  # a search: one query
+            out = ParsedRequest(k=data["k"])
+            if data["text"] is not None:
+                out.texts.append(data["text"])
+            if data["image"] is not None:
+                out.images.append(RawImage(_b64(data["image"], "image"), "image"))
+            if data["image_url"] is not None:
+                out.image_urls.append(data["image_url"])
+        else:
+            out = ParsedRequest(
+                texts=data["texts"],
+                images=[
+                    RawImage(_b64(v, f"images[{i}]"), f"images[{i}]") for i, v in enumerate(data["images"])
+                ],
+                image_urls=data["image_urls"],
+                labels=data.get("labels", []),
+                templates=data.get("templates"),
+                top_k=data.get("top_k"),
+            )
+    elif ctype == "multipart/form-data":
+        out = await _form(request, limits, form_fields)
+    else:
+        raise RequestError(
+            415,
+            f"unsupported content type {ctype or '(none)'!r}; send application/json or multipart/form-data",
+        )
+    if out.n_items == 0:
+        raise RequestError(400, "no inputs: give texts and/or images")
+    if out.n_items > limits.max_items:
+        raise RequestError(
+            413, f"too many items in one request: {out.n_items}; the limit is {limits.max_items}"
+        )
+    check_texts(out.texts, limits, "texts")
+    return out
+
+
+def _load_one(raw: RawImage | str, limits: Limits) -> tuple[bytes, Image.Image]:
+    if isinstance(raw, str):
+        data = fetch_url(raw, limits.allow_url_prefixes, limits.max_body_bytes, limits.url_timeout_s)
+        return data, open_image(data, limits, "image_url")
+    return raw.data, open_image(raw.data, limits, raw.what)
+
+
+async def load_images(parsed: ParsedRequest, limits: Limits) -> list[tuple[bytes, Image.Image]]:
+    """Fetch allowed URLs and decode every image off the event loop: (encoded bytes, RGB image)."""
+    for url in parsed.image_urls:  # refuse before any fetching
+        check_url_allowed(url, limits.allow_url_prefixes)
+    sources: list[RawImage | str] = [*parsed.images, *parsed.image_urls]
+    return await run_in_threadpool(lambda: [_load_one(s, limits) for s in sources])

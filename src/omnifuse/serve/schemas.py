@@ -1,0 +1,106 @@
+"""Request and response bodies (pydantic), which also make the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedRequest(_Strict):
+    texts: list[str] = Field(default_factory=list, description="texts to embed")
+    images: list[str] = Field(default_factory=list, description="base64-encoded images (PNG, JPEG, WEBP)")
+    image_urls: list[str] = Field(
+        default_factory=list, description="image URLs; only under a prefix allowed with --allow-url-prefix"
+    )
+
+
+class ClassifyRequest(EmbedRequest):
+    labels: list[str] = Field(default_factory=list, description="zero-shot labels (dual encoders)")
+    templates: list[str] | None = Field(default=None, description="prompt templates with a '{}' placeholder")
+    top_k: int | None = Field(default=None, ge=1, description="keep the k best labels per item")
+
+
+class SearchRequest(_Strict):
+    text: str | None = Field(default=None, description="a text query")
+    image: str | None = Field(default=None, description="a base64-encoded image query")
+    image_url: str | None = Field(default=None, description="an image URL query (allow-listed prefixes only)")
+    k: int = Field(default=10, ge=1, description="number of results")
+
+
+class EmbedResponse(BaseModel):
+    dim: int
+    fingerprint: str
+    text: list[list[float]] = Field(default_factory=list, description="one embedding per input text")
+    image: list[list[float]] = Field(default_factory=list, description="one embedding per input image")
+
+
+class LabelScoreOut(BaseModel):
+    label: str
+    score: float
+
+
+class ClassifyResponse(BaseModel):
+    modality: str
+    results: list[list[LabelScoreOut]] = Field(description="per item, labels sorted by score")
+
+
+class SearchHitOut(BaseModel):
+    id: str
+    score: float
+    metadata: dict[str, Any]
+    thumbnail: str | None = Field(default=None, description="URL of the item's thumbnail, if it has an image")
+
+
+class SearchResponse(BaseModel):
+    modality: str
+    results: list[SearchHitOut]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+def multipart_schema(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "object", "properties": fields}
+
+
+def request_body(model: type[BaseModel], form_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """OpenAPI requestBody taking JSON (the pydantic model) or a multipart form."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": model.model_json_schema()},
+                "multipart/form-data": {"schema": multipart_schema(form_fields)},
+            },
+        }
+    }
+
+
+TEXT_FIELD = {"type": "array", "items": {"type": "string"}}
+FILE_FIELD = {"type": "array", "items": {"type": "string", "format": "binary"}}
+EMBED_FORM = {"text": TEXT_FIELD, "image": FILE_FIELD}
+CLASSIFY_FORM = {**EMBED_FORM, "labels": TEXT_FIELD, "top_k": {"type": "integer", "minimum": 1}}
+SEARCH_FORM = {
+    "text": {"type": "string"},
+    "image": {"type": "string", "format": "binary"},
+    "k": {"type": "integer", "minimum": 1},
+}
+ERROR_RESPONSES = {
+    code: {"model": ErrorResponse, "description": what}
+    for code, what in {
+        400: "bad input",
+        401: "missing or invalid API key",
+        404: "not found",
+        413: "over a size limit",
+        415: "unsupported content type or image format",
+        422: "invalid fields",
+        429: "queue full",
+        503: "not ready, overloaded or shutting down",
+    }.items()
+}
