@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from omnifuse.data.processors import Processor
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
@@ -105,3 +107,26 @@ def load_weights(module: nn.Module, directory: Path) -> None:
         )
     with torch.no_grad():
         module.load_state_dict(state, strict=True)
+
+
+class ArtifactMixin:
+    """`save_pretrained` / `from_pretrained` for models with `to_config()` and `from_config()`."""
+
+    model_type: str
+    processor: Processor
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_config(self.to_config(), directory / CONFIG_FILE)
+        self.processor.save(directory)
+        save_weights(self, directory / WEIGHTS_FILE)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, dir_or_hub_name: str | os.PathLike):
+        directory = resolve_artifact_dir(dir_or_hub_name)
+        config = read_config(directory, cls.model_type)
+        model = cls.from_config(config, Processor.load(directory))
+        load_weights(model, directory)
+        return model.eval()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,15 +20,7 @@ from omnifuse.encoders.base import Encoder
 from omnifuse.encoders.registry import encoder_from_config
 from omnifuse.layers.projection import build_projection
 from omnifuse.losses import LOSSES, build_loss
-from omnifuse.models.artifact import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    load_weights,
-    read_config,
-    resolve_artifact_dir,
-    save_weights,
-    write_config,
-)
+from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.outputs import DualEncoderOutput
 
 
@@ -53,7 +43,7 @@ def _loss_config(loss: nn.Module) -> dict[str, Any]:
     return {"name": names[type(loss)], "kwargs": kwargs}
 
 
-class DualEncoder(nn.Module):
+class DualEncoder(ArtifactMixin, nn.Module):
     """Towers per modality + projection heads + a learnable temperature (and bias for SigLIP).
 
     Built from modules: ``DualEncoder(towers={"text": t, "image": i}, embed_dim=64, loss=ClipLoss())``.
@@ -150,14 +140,6 @@ class DualEncoder(nn.Module):
             "anchor": self.anchor,
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_config(self.to_config(), directory / CONFIG_FILE)
-        self.processor.save(directory)
-        save_weights(self, directory / WEIGHTS_FILE)
-        return directory
-
     @classmethod
     def from_config(cls, config: dict[str, Any], processor: Processor | None = None) -> DualEncoder:
         """Rebuild the architecture (random weights) from `to_config()` output."""
@@ -176,14 +158,6 @@ class DualEncoder(nn.Module):
             anchor=config.get("anchor"),
             processor=processor,
         )
-
-    @classmethod
-    def from_pretrained(cls, dir_or_hub_name: str | os.PathLike) -> DualEncoder:
-        directory = resolve_artifact_dir(dir_or_hub_name)
-        config = read_config(directory, cls.model_type)
-        model = cls.from_config(config, Processor.load(directory))
-        load_weights(model, directory)
-        return model.eval()
 
     @classmethod
     def from_hf(cls, name_or_path: str) -> DualEncoder:

@@ -7,27 +7,15 @@ module, and both save their encoders (with any LoRA adapters) in config.json.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from omnifuse.data.processors import Processor
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.encoders.lora import LoraSettings, apply_lora
 from omnifuse.encoders.registry import encoder_from_config
 from omnifuse.fusion import Fusion
-from omnifuse.models.artifact import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    load_weights,
-    read_config,
-    resolve_artifact_dir,
-    save_weights,
-    write_config,
-)
 
 
 def encode_modalities(
@@ -102,26 +90,3 @@ def encoders_from_config(config: dict[str, dict[str, Any]]) -> dict[str, Encoder
             apply_lora(encoder, LoraSettings(**{k: v for k, v in lora.items() if k != "towers"}))
         encoders[m] = encoder
     return encoders
-
-
-class ArtifactMixin:
-    """`save_pretrained` / `from_pretrained` for models with `to_config()` and `from_config()`."""
-
-    model_type: str
-    processor: Processor
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_config(self.to_config(), directory / CONFIG_FILE)
-        self.processor.save(directory)
-        save_weights(self, directory / WEIGHTS_FILE)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, dir_or_hub_name: str | os.PathLike):
-        directory = resolve_artifact_dir(dir_or_hub_name)
-        config = read_config(directory, cls.model_type)
-        model = cls.from_config(config, Processor.load(directory))
-        load_weights(model, directory)
-        return model.eval()

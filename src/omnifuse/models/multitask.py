@@ -22,9 +22,9 @@ from torch import nn
 from omnifuse.data.processors import Processor
 from omnifuse.encoders.base import Encoder
 from omnifuse.fusion import Fusion, build_fusion
+from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.heads import build_head, check_task, head_config, probabilities, task_loss
 from omnifuse.models.multimodal import (
-    ArtifactMixin,
     check_fusion_fits,
     encode_modalities,
     encoders_config,
