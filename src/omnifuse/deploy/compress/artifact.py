@@ -1,0 +1,52 @@
+"""Read the source artifact; write a compressed one (config.json + compression, processor, weights)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from omnifuse.models.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config, save_weights, write_config
+from omnifuse.models.factory import MODEL_TYPES, load_model
+
+
+def load_source(directory: str | Path) -> tuple[nn.Module, dict[str, Any], Path]:
+    """(model, config, directory) of an omnifuse artifact; a ValueError says why a directory is not one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(
+            f"{directory} is not a directory; give an omnifuse artifact directory (e.g. runs/x/best)"
+        )
+    config = read_config(directory)  # ArtifactError (a ValueError) without config.json / model_type
+    if config["model_type"] not in MODEL_TYPES:
+        raise ValueError(
+            f"{directory}: model_type '{config['model_type']}' is not an omnifuse model; known: {sorted(MODEL_TYPES)}"
+        )
+    if "compression" in config:
+        raise ValueError(
+            f"{directory} is already compressed ({config['compression'].get('method')}); "
+            "compress the original artifact instead"
+        )
+    config.pop("format_version", None)
+    return load_model(directory).eval(), config, directory
+
+
+def save_compressed(
+    model: nn.Module, config: dict[str, Any], out: str | Path, compression: dict[str, Any]
+) -> Path:
+    """Write `out/` as an artifact that `load_model` rebuilds through `config["compression"]`."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / CONFIG_FILE).exists():
+        raise ValueError(f"{out} exists and is not an artifact directory; choose a new --out directory")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_config({**config, "compression": compression}, tmp / CONFIG_FILE)
+    model.processor.save(tmp)
+    save_weights(model, tmp / WEIGHTS_FILE)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

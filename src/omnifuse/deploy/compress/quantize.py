@@ -1,0 +1,118 @@
+"""Post-training quantization: int8 Linear layers (dynamic or static activations), fp16 / bf16 casts.
+
+Int8 weights are per-output-channel symmetric (`omnifuse.layers.quantized`); the artifact stores
+them as int8 tensors with float32 scales in `model.safetensors`, and config.json's
+``compression.modules`` lists the swapped layers so `load_model` rebuilds them.
+Static int8 calibrates one activation scale per layer from the max |x| seen on a calibration split
+(the "max" observer of Jacob et al. 2018, arXiv:1712.05877).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from omnifuse.data.sample import Sample
+from omnifuse.deploy.compress.base import CompressContext, MethodResult, linear_layers, register_method
+from omnifuse.deploy.compress.data import iterate_batches
+from omnifuse.deploy.compress.measure import run_once
+from omnifuse.layers.quantized import QMAX, QuantizedLinear
+from omnifuse.layers.surgery import set_module
+
+
+def quantize_linears(
+    model: nn.Module, activations: str = "dynamic", input_scales: dict[str, float] | None = None
+) -> dict[str, dict]:
+    """Swap every nn.Linear for a QuantizedLinear in place; the module specs for config.json."""
+    layers = linear_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layers to quantize")
+    specs = {}
+    for name, linear in layers.items():
+        scale = (input_scales or {}).get(name)
+        q = QuantizedLinear.from_linear(linear, activations, scale)
+        set_module(model, name, q)
+        specs[name] = q.spec()
+    return specs
+
+
+@torch.no_grad()
+def calibrate_input_scales(
+    model: nn.Module, samples: Sequence[Sample], batch_size: int, max_batches: int, progress: bool = True
+) -> dict[str, float]:
+    """Per-layer activation scale max|x| / 127 over the calibration batches (inputs of each Linear)."""
+    layers = linear_layers(model)
+    amax: dict[str, float] = {name: 0.0 for name in layers}
+
+    def hook(name):
+        def record(_module, inputs):
+            amax[name] = max(amax[name], float(inputs[0].detach().abs().max()))
+
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(name)) for name, m in layers.items()]
+    model.eval()
+    try:
+        batches = iterate_batches(model, samples, batch_size)
+        for i, batch in enumerate(tqdm(batches, desc="calibrate", disable=not progress, leave=False)):
+            run_once(model, batch)
+            if i + 1 >= max_batches:
+                break
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: max(v, 1e-8) / QMAX for name, v in amax.items()}
+
+
+def int8_fraction(model: nn.Module) -> float:
+    """The fraction of the stored weight elements that are int8 (the rest stays float: embeddings, norms)."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point() or t.dtype == torch.int8]
+    return sum(t.numel() for t in tensors if t.dtype == torch.int8) / max(1, sum(t.numel() for t in tensors))
+
+
+def int8_compression(method: str, specs: dict[str, dict], **extra) -> dict:
+    return {"method": method, "weights": "int8 per-channel symmetric", "modules": specs, **extra}
+
+
+@register_method("dynamic-int8")
+def dynamic_int8(model: nn.Module, ctx: CompressContext) -> MethodResult:
+    """Int8 weights, activations quantized per token at run time: no data needed."""
+    specs = quantize_linears(model, "dynamic")
+    details = {"quantized_layers": len(specs), "int8_weight_fraction": int8_fraction(model)}
+    return MethodResult(model, int8_compression("dynamic-int8", specs), details)
+
+
+@register_method("static-int8")
+def static_int8(model: nn.Module, ctx: CompressContext) -> MethodResult:
+    """Int8 weights and activations, one activation scale per layer calibrated on `--calib`."""
+    samples = ctx.require_calib("static-int8")
+    opts = ctx.options
+    scales = calibrate_input_scales(model, samples, opts.batch_size, opts.calib_batches, opts.progress)
+    specs = quantize_linears(model, "static", scales)
+    n = min(len(samples), opts.batch_size * opts.calib_batches)
+    details = {
+        "quantized_layers": len(specs),
+        "calibration_samples": n,
+        "int8_weight_fraction": int8_fraction(model),
+    }
+    return MethodResult(model, int8_compression("static-int8", specs, calibration_samples=n), details)
+
+
+def _cast(model: nn.Module, method: str, dtype: torch.dtype, name: str) -> MethodResult:
+    model.to(dtype)
+    return MethodResult(model, {"method": method, "dtype": name}, {"dtype": name})
+
+
+@register_method("fp16")
+def fp16(model: nn.Module, ctx: CompressContext) -> MethodResult:
+    """Every floating tensor cast to float16 (half the bytes; CPU speed depends on the kernels)."""
+    return _cast(model, "fp16", torch.float16, "float16")
+
+
+@register_method("bf16")
+def bf16(model: nn.Module, ctx: CompressContext) -> MethodResult:
+    """Every floating tensor cast to bfloat16 (float32's range, 8 bits of mantissa)."""
+    return _cast(model, "bf16", torch.bfloat16, "bfloat16")
