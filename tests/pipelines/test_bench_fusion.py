@@ -7,7 +7,7 @@ def test_bench_fusion_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(
         ["bench", "fusion", "--work-dir", str(tmp_path / "work"), "--strategies", "concat_mlp", "cross_attention",
-         "late", "--tasks", "vqa", "--steps", "2", "--batch-size", "8", "--scenes", "60", "--out", str(out)]
+         "late", "--tasks", "vqa", "--steps", "2", "--pretrain-steps", "2", "--batch-size", "8", "--scenes", "60", "--out", str(out)]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out

@@ -18,11 +18,18 @@ def register(verbs) -> None:
     parser.add_argument("--work-dir", default="runs/bench-fusion", help="data and runs go here")
     parser.add_argument("--strategies", nargs="*", default=None, help="default: all")
     parser.add_argument("--tasks", nargs="*", default=None, choices=["vqa", "match"])
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per strategy")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per strategy (default 600)")
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=None,
+        help="steps of the shared CLIP whose frozen towers every strategy uses (default 600; 0: "
+        "encoders from scratch per strategy)",
+    )
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--scenes", type=int, default=None, help="shapes-world scenes to generate")
     parser.add_argument(
-        "--workers", type=int, default=None, help="strategies trained at once, 1 thread each (default 1)"
+        "--workers", type=int, default=None, help="strategies trained at once, 1 thread each (default 2)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the ensemble row")
@@ -38,6 +45,7 @@ def run(args) -> int:
         ("strategies", tuple(args.strategies) if args.strategies else None),
         ("tasks", tuple(args.tasks) if args.tasks else None),
         ("steps", args.steps),
+        ("pretrain_steps", args.pretrain_steps),
         ("batch_size", args.batch_size),
         ("n_scenes", args.scenes),
         ("threads", args.threads),

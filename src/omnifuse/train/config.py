@@ -53,6 +53,9 @@ class TextProcessorConfig:
     tokenizer: str = "word"
     """`word`: build a word-level tokenizer from the training texts; else an HF name or local dir."""
     max_length: int = 32
+    extra_words: list[str] = field(default_factory=list)
+    """Words the `word` tokenizer knows besides the training texts' (e.g. the question words of a
+    later fine-tuning task, so a tower pre-trained on captions does not map them to [UNK])."""
 
 
 @dataclass

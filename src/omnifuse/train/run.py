@@ -92,7 +92,8 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
         cfg = recipe.processor.text
         tokenizer = text_tokenizer_name(recipe)
         if tokenizer == "word":
-            procs["text"] = TextProcessor(build_word_tokenizer(all_texts(train)), max_length=cfg.max_length)
+            texts = all_texts(train) + list(cfg.extra_words)
+            procs["text"] = TextProcessor(build_word_tokenizer(texts), max_length=cfg.max_length)
         else:
             procs["text"] = TextProcessor.from_pretrained(tokenizer, max_length=cfg.max_length)
     if "image" in modalities and "image" not in procs:
