@@ -5,10 +5,17 @@ Each benchmark is its own module with a `register(verbs)`; add new ones to BENCH
 
 from __future__ import annotations
 
-from omnifuse.cli import bench_train
+from omnifuse.cli import bench_fusion, bench_train
+from omnifuse.cli import bench_infer as bench_infer_verb
+from omnifuse.cli import bench_serve as bench_serve_verb
 from omnifuse.cli._common import add_verb
 
-BENCHES = (bench_train,)
+BENCHES = (
+    bench_train,
+    bench_fusion,
+    bench_serve_verb,
+    bench_infer_verb,
+)
 
 
 def register(sub) -> None:

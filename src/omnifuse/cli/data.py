@@ -24,7 +24,8 @@ def register(sub) -> None:
         "synth",
         "generate a shapes-world dataset (images, captions, questions, labels)",
         "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'\n"
-        "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs",
+        "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs\n"
+        "  omnifuse data synth --out data/shapes --n 4000 --tasks   # + vqa_*.jsonl, match_*.jsonl",
         run_synth,
     )
     synth.add_argument("--out", required=True, help="output directory")
@@ -37,6 +38,12 @@ def register(sub) -> None:
         "--minimal-pairs",
         action="store_true",
         help="pair each train scene with a shape-swapped twin (hard negatives; train with data.group_size: 2)",
+    )
+    synth.add_argument(
+        "--tasks",
+        action="store_true",
+        help="also write fusion-task manifests: vqa_<split>.jsonl (question -> answer) and "
+        "match_<split>.jsonl (relation caption true of the image, or its swapped twin)",
     )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -75,6 +82,11 @@ def run_synth(args) -> int:
     if args.holdout is not None:
         kwargs["holdout"] = list(args.holdout)
     summary = generate(SynthConfig(**kwargs), args.out, progress=not args.quiet)
+    if args.tasks:
+        from omnifuse.data.synth.tasks import write_task_manifests
+
+        for name, path in write_task_manifests(args.out, seed=args.seed).items():
+            print(f"wrote {name}: {path}")
     print(
         json.dumps(
             summary.to_dict() if hasattr(summary, "to_dict") else summary.__dict__, indent=2, default=str

@@ -18,6 +18,7 @@ from omnifuse.data.sample import (
     Sample,
 )
 from omnifuse.data.shards import ShardChecksumError, pack_shards, read_shards, verify_shards
+from omnifuse.data.video import VideoClip, VideoProcessor, VideoSettings, load_video  # registers 'video'
 
 __all__ = [
     "MODALITIES",
@@ -33,11 +34,15 @@ __all__ = [
     "SampleDataset",
     "ShardChecksumError",
     "TextProcessor",
+    "VideoClip",
+    "VideoProcessor",
+    "VideoSettings",
     "build_word_tokenizer",
     "decode_value",
     "eval_loader",
     "inspect_dataset",
     "load_image",
+    "load_video",
     "pack_shards",
     "read_image_folder",
     "read_manifest",

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.decode import load_image
+from omnifuse.utils.paths import resolve_model_path
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -122,7 +124,7 @@ class TextProcessor:
         from transformers import AutoTokenizer
 
         return cls(
-            AutoTokenizer.from_pretrained(name_or_path), max_length=max_length, name_or_path=name_or_path
+            AutoTokenizer.from_pretrained(resolve_model_path(name_or_path)), max_length=max_length, name_or_path=name_or_path
         )
 
 
@@ -220,7 +222,7 @@ class ImageProcessor:
         return cls(ImageSettings(**settings))
 
 
-PROCESSOR_KINDS: dict[str, type] = {"text": TextProcessor, "image": ImageProcessor}
+PROCESSOR_KINDS: dict[str, type] = {"text": TextProcessor, "image": ImageProcessor, "audio": AudioProcessor}
 
 
 @dataclass

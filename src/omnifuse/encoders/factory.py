@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnifuse.encoders.base import Encoder
 from omnifuse.encoders.freezing import freeze, set_gradient_checkpointing
-from omnifuse.encoders.hf import HFEncoder, load_hf_encoder
+from omnifuse.encoders.hf import load_hf_encoder
 from omnifuse.encoders.presets import ARCHS, build_scratch_encoder
+from omnifuse.encoders.video import build_video_tower
 
 
 @dataclass
@@ -16,8 +18,10 @@ class TowerConfig:
 
     source: Literal["scratch", "hf"] = "scratch"
     """`scratch`: a preset with random init; `hf`: pretrained weights by hub name or local dir."""
-    arch: Literal["bert", "vit", "clip_text", "clip_vision"] = "bert"
-    """From-scratch architecture: bert or clip_text for text, vit or clip_vision for images."""
+    arch: Literal["bert", "vit", "clip_text", "clip_vision", "frame_vit", "videomae", "ast"] = "bert"
+    """From-scratch architecture: bert or clip_text for text, vit or clip_vision for images,
+    frame_vit (a ViT per frame + temporal model) or videomae for video, ast (Audio Spectrogram
+    Transformer over log-mel patches) for audio."""
     preset: Literal["tiny", "small", "base"] = "tiny"
     name_or_path: str | None = None
     """Hub name or local directory, for source `hf`."""
@@ -29,6 +33,11 @@ class TowerConfig:
     trainable_layers: int | None = None
     """None: train everything; 0: freeze the tower; N: train only the top N layers."""
     gradient_checkpointing: bool = False
+    temporal: Literal["mean", "transformer"] = "transformer"
+    """Video towers applying an image encoder per frame: masked mean over frames (order-blind) or
+    a temporal transformer with learned frame positions."""
+    temporal_layers: int = 1
+    """Layers of the temporal transformer."""
 
     def __post_init__(self) -> None:
         if self.source == "hf" and not self.name_or_path:
@@ -37,9 +46,13 @@ class TowerConfig:
             raise ValueError(f"trainable_layers must be >= 0 or null; got {self.trainable_layers}")
 
 
-def build_encoder(cfg: TowerConfig, modality: str, data_overrides: dict[str, Any] | None = None) -> HFEncoder:
+def build_encoder(cfg: TowerConfig, modality: str, data_overrides: dict[str, Any] | None = None) -> Encoder:
     """Build a tower; `data_overrides` are sizes from the processor (vocab, lengths, image size)."""
-    if cfg.source == "hf":
+    if modality == "video":  # a clip model, or an image encoder per frame + a temporal model
+        if cfg.source == "scratch" and ARCHS[cfg.arch] != modality:
+            raise ValueError(f"arch '{cfg.arch}' encodes {ARCHS[cfg.arch]}, not video")
+        encoder = build_video_tower(cfg, data_overrides)
+    elif cfg.source == "hf":
         if cfg.stem != "patch":
             raise ValueError(
                 "a conv stem would discard a pretrained tower's patch embedding; use it from scratch"

@@ -7,6 +7,7 @@ so an artifact can rebuild the tower without the hub.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
@@ -16,6 +17,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
 from omnifuse.encoders.stems import apply_stem
+from omnifuse.utils.paths import resolve_model_path
 
 POOLINGS = ("cls", "mean", "pooler")
 
@@ -32,12 +34,66 @@ def _image_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 #: modality -> function building the HF model's keyword arguments from a batch.
-INPUT_ADAPTERS = {"text": _text_kwargs, "image": _image_kwargs}
+def _video_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"pixel_values": batch["video"]}  # (B, F, 3, H, W), as VideoMAE / ViViT / TimeSformer take it
+
+
+INPUT_ADAPTERS = {"text": _text_kwargs, "image": _image_kwargs, "video": _video_kwargs}
+
+
+# ---- audio: the processed batch holds "audio" (B, n_mels, T) log-mel or (B, S) waveforms ----------
+def _audio_features_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"input_features": batch["audio"]}  # (B, M, T): Whisper, Speech2Text layout
+
+
+def _ast_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"input_values": batch["audio"].transpose(1, 2)}  # (B, T, M)
+
+
+def _clap_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"input_features": batch["audio"].transpose(1, 2).unsqueeze(1)}  # (B, 1, T, M)
+
+
+def _waveform_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if batch["audio"].dim() != 2:
+        raise ValueError(
+            f"this audio model takes raw waveforms (B, S), got {tuple(batch['audio'].shape)}; "
+            "set processor.audio.features: waveform"
+        )
+    return {"input_values": batch["audio"]}  # (B, S)
+
+
+INPUT_ADAPTERS["audio"] = _audio_features_kwargs
+
+#: HF audio model class -> its keyword arguments (default for other audio classes: `input_features`).
+AUDIO_ADAPTERS = {
+    "ASTModel": _ast_kwargs,
+    "ClapAudioModel": _clap_kwargs,
+    "WhisperEncoder": _audio_features_kwargs,
+    "Wav2Vec2Model": _waveform_kwargs,
+    "HubertModel": _waveform_kwargs,
+    "WavLMModel": _waveform_kwargs,
+    "Data2VecAudioModel": _waveform_kwargs,
+}
+
+#: Tower classes that live inside a transformers model module but are not exported at the top level.
+SUBMODULE_CLASSES = {"WhisperEncoder": "transformers.models.whisper.modeling_whisper"}
+
+
+def audio_tower(model: PreTrainedModel) -> PreTrainedModel:
+    """The audio encoder of a joint checkpoint: Whisper's encoder, CLAP's audio model; else the model."""
+    if type(model).__name__ in ("WhisperModel", "WhisperForConditionalGeneration"):
+        return model.get_encoder()
+    if hasattr(model, "audio_model") and isinstance(model.audio_model, PreTrainedModel):
+        return model.audio_model  # ClapModel -> ClapAudioModel
+    return model
 
 
 def hf_model_class(name: str) -> type[PreTrainedModel]:
     """Look up a model class in `transformers` by name (never remote code)."""
     cls = getattr(transformers, name, None)
+    if cls is None and name in SUBMODULE_CLASSES:
+        cls = getattr(importlib.import_module(SUBMODULE_CLASSES[name]), name)
     if not (inspect.isclass(cls) and issubclass(cls, PreTrainedModel)):
         raise ValueError(f"'{name}' is not a transformers model class")
     return cls
@@ -71,8 +127,13 @@ class HFEncoder(Encoder):
         self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.d_model)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
-        out = self.model(**INPUT_ADAPTERS[self.modality](batch), return_dict=True)
+        adapter = INPUT_ADAPTERS[self.modality]
+        if self.modality == "audio":
+            adapter = AUDIO_ADAPTERS.get(type(self.model).__name__, adapter)
+        out = self.model(**adapter(batch), return_dict=True)
         tokens = out.last_hidden_state  # (B, T, D)
+        if tokens.dim() == 4:  # CLAP's audio Swin returns a feature map (B, D, H, W)
+            tokens = tokens.flatten(2).transpose(1, 2)  # (B, H*W, D)
         if self.modality == "text" and "text_mask" in batch:
             mask = batch["text_mask"].to(tokens.dtype)  # (B, T)
         else:
@@ -118,7 +179,7 @@ def instantiate(
     kwargs = {}
     if add_pooling_layer is not None and accepts_pooling_flag(model_cls):
         kwargs["add_pooling_layer"] = add_pooling_layer
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = "sdpa" if getattr(model_cls, "_supports_sdpa", False) else "eager"
     return model_cls(config, **kwargs)
 
 
@@ -131,10 +192,13 @@ def load_hf_encoder(name_or_path: str, modality: str, pooling: str = "cls", **kw
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+    name_or_path = resolve_model_path(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path)
     model_cls = MODEL_MAPPING[type(config)]
     # An unused pooler would be a parameter without gradient, which DDP refuses.
     if pooling != "pooler" and accepts_pooling_flag(model_cls):
         kwargs.setdefault("add_pooling_layer", False)
     model = AutoModel.from_pretrained(name_or_path, **kwargs)
+    if modality == "audio":  # a Whisper or CLAP checkpoint: keep the audio encoder only
+        model = audio_tower(model)
     return HFEncoder(model, modality, pooling)

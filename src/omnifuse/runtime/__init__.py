@@ -24,7 +24,15 @@ def _load_torch(directory: str | os.PathLike, batch_size: int, **kwargs) -> Pred
     return TorchPredictor(load_model(directory), batch_size=batch_size, **kwargs)
 
 
-BACKENDS: dict[str, Callable[..., Predictor]] = {"torch": _load_torch}
+def _load_onnx(directory: str | os.PathLike, batch_size: int, **kwargs) -> Predictor:
+    from omnifuse.runtime.onnx_backend import load_onnx
+
+    # `load(threads=N)` has set torch's thread count: ONNX Runtime uses the same
+    kwargs.setdefault("threads", torch.get_num_threads())
+    return load_onnx(directory, batch_size=batch_size, **kwargs)
+
+
+BACKENDS: dict[str, Callable[..., Predictor]] = {"torch": _load_torch, "onnx": _load_onnx}
 """Backend name -> loader(directory, batch_size, **options). Export modules register more."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from omnifuse.data.synth.speech import SpeechSettings  # also registers the `audio` renderer
 from omnifuse.data.synth.vocab import COLORS, GRID, SHAPES, split_combo
 
 #: Split names, in the order samples are assigned to them (by sample index).
@@ -68,6 +69,24 @@ class SynthConfig:
     modalities: list[str] = field(default_factory=lambda: ["image"])
     """Renderers to run per sample (names in `omnifuse.data.synth.render.RENDERERS`)."""
 
+    video_frames: int = 8
+    """Frames per clip of the `video` renderer (moving shapes; opt in with `modalities: [image, video]`)."""
+
+    video_size: int = 32
+    """Side of the square video frames, in pixels (at least 24)."""
+
+    video_format: str = "mp4"
+    """`mp4` (H.264 through PyAV) or `npy` (uint8 arrays (F, H, W, 3))."""
+
+    video_direction_pairs: bool = False
+    """Pair train clips: each odd-numbered train sample repeats the scene before it with one
+    object moving in another direction (a motion hard negative; keep pairs in one batch with
+    `data.group_size: 2`). Not combinable with `minimal_pairs`."""
+
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    """How the `audio` renderer speaks captions (espeak-ng voices, rate, pitch, noise; opt in with
+    `modalities: [image, audio]`): `audio/<id>.wav` at 16 kHz and an `audio` manifest column."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or self.n <= 0:
             raise ValueError(f"n must be a positive integer, got {self.n!r}")
@@ -84,6 +103,16 @@ class SynthConfig:
         self._check_holdout()
         if not 0.0 <= self.heldout_test_fraction <= 1.0:
             raise ValueError(f"heldout_test_fraction must be in [0, 1], got {self.heldout_test_fraction!r}")
+        if not isinstance(self.video_frames, int) or not 2 <= self.video_frames <= 256:
+            raise ValueError(f"video_frames must be an integer in [2, 256], got {self.video_frames!r}")
+        if not isinstance(self.video_size, int) or self.video_size < 24:
+            raise ValueError(f"video_size must be an integer >= 24 pixels, got {self.video_size!r}")
+        if self.video_direction_pairs and self.minimal_pairs:
+            raise ValueError("video_direction_pairs and minimal_pairs both pair train samples; choose one")
+        if self.video_format not in ("mp4", "npy"):
+            raise ValueError(f"video_format must be 'mp4' or 'npy', got {self.video_format!r}")
+        if isinstance(self.speech, dict):
+            self.speech = SpeechSettings(**self.speech)
         from omnifuse.data.synth.render import RENDERERS
 
         unknown = [m for m in self.modalities if m not in RENDERERS]

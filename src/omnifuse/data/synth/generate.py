@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from omnifuse.data.synth import motion as _motion  # noqa: F401  (registers the 'video' renderer)
 from omnifuse.data.synth.config import SPLITS, SynthConfig
 from omnifuse.data.synth.render import RENDERERS
 from omnifuse.data.synth.scene import Scene, sample_scene, scene_labels
@@ -79,6 +80,8 @@ def make_scene(config: SynthConfig, index: int) -> tuple[str, Scene]:
     split = config.split_of(index)
     rng = sample_rng(config.seed, index, _STREAM_SCENE)
     if split == "train":
+        if config.video_direction_pairs and index % 2 == 1 and config.split_of(index - 1) == "train":
+            return make_scene(config, index - 1)  # the same objects; the video renderer redirects one
         if config.minimal_pairs and index % 2 == 1 and config.split_of(index - 1) == "train":
             _, twin = make_scene(config, index - 1)
             return split, shape_swapped(twin, rng, config.holdout)
@@ -131,6 +134,17 @@ def _default_workers(n: int) -> int:
     return max(1, min(cores, 8, n // CHUNK_SIZE))
 
 
+def _fresh_process_pool(workers: int):
+    """A pool that runs every chunk in a new process (`maxtasksperchild=1`), one torch thread each."""
+    return multiprocessing.get_context().Pool(workers, initializer=_one_thread, maxtasksperchild=1)
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the parent's OpenMP pool does not survive a fork
+
+
 def generate(
     config: SynthConfig, out_dir: str | Path, progress: bool = True, workers: int | None = None
 ) -> SynthSummary:
@@ -154,7 +168,10 @@ def generate(
     counts = dict.fromkeys(names, 0)
     heldout = dict.fromkeys(names, 0)
     # The pool is started before the progress bar, so no tqdm thread exists when it forks.
-    pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
+    if "audio" in config.modalities:  # espeak-ng carries pitch-jitter state from one utterance to the
+        pool = _fresh_process_pool(workers)  # next, so each chunk is spoken by a fresh process
+    else:
+        pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
     bar = tqdm(total=config.n, desc="synth", unit="sample", disable=not progress)
     try:
         results = pool.imap(_make_chunk, chunks) if pool else map(_make_chunk, chunks)
@@ -173,7 +190,7 @@ def generate(
             f.close()
 
     meta = {
-        "config": asdict(config),
+        "config": {k: v for k, v in asdict(config).items() if k != "speech" or "audio" in config.modalities},
         "counts": counts,
         "heldout": heldout,
         "manifests": {s: f"{s}.jsonl" for s in names},
