@@ -9,6 +9,7 @@ from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.readers import read_samples
 from omnifuse.eval.evaluator import embed_samples
 from omnifuse.models import DualEncoder
+from omnifuse.pipelines.trimodal_demo import parse_modalities, retrieval_table
 from omnifuse.train.config import recipe_from_dict
 from omnifuse.train.run import run_recipe
 
@@ -98,3 +99,19 @@ def test_image_anchor_trains_each_modality_with_the_image(spoken_shapes, tmp_pat
     run_recipe(recipe)
     model = DualEncoder.from_pretrained(tmp_path / "tri" / "best")
     assert model.pairs(model.modalities) == [("image", "audio"), ("image", "text")]
+
+
+def test_retrieval_table_has_every_pair_both_ways_with_chance(spoken_shapes, tmp_path):
+    recipe = recipe_from_dict(trimodal_recipe(spoken_shapes, tmp_path, max_steps=1))
+    run_recipe(recipe)
+    model = DualEncoder.from_pretrained(tmp_path / "tri" / "best")
+    test = read_samples(str(spoken_shapes / "test.jsonl"), columns={**recipe.data.columns, "text": "text"})
+    rows = retrieval_table(model, test, model.modalities)
+    assert [r["query -> target"] for r in rows] == [
+        "text -> image", "image -> text", "text -> audio", "audio -> text", "image -> audio", "audio -> image",
+    ]  # fmt: skip
+    assert all(r["chance R@1"] == 1 / len(test) and 0 <= r["R@1"] <= r["R@5"] <= 1 for r in rows)
+    assert [r["trained pair"] for r in rows] == [True, True, True, True, False, False]
+    assert parse_modalities("text,audio") == ["audio", "text"]
+    with pytest.raises(ValueError, match="two or more of audio, image, text"):
+        parse_modalities("text,smell")

@@ -124,7 +124,9 @@ class TextProcessor:
         from transformers import AutoTokenizer
 
         return cls(
-            AutoTokenizer.from_pretrained(resolve_model_path(name_or_path)), max_length=max_length, name_or_path=name_or_path
+            AutoTokenizer.from_pretrained(resolve_model_path(name_or_path)),
+            max_length=max_length,
+            name_or_path=name_or_path,
         )
 
 
