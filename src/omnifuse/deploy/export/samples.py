@@ -29,7 +29,22 @@ def raw_samples(modality: str, processor, n: int, words: int, seed: int) -> list
     if modality == "image":
         size = processor["image"].settings.size
         return [rng.integers(0, 256, (size + 3 * i, size + 5, 3), dtype=np.uint8) for i in range(n)]
-    raise ValueError(f"cannot make sample '{modality}' inputs for export; exportable: text, image")
+    if modality == "audio":
+        # (waveform, rate) pairs of different lengths (shorter than the max: padding is masked)
+        rate = processor["audio"].settings.sample_rate
+        return [
+            (rng.standard_normal(int(rate * (0.5 + 0.3 * i))).astype(np.float32) * 0.1, rate)
+            for i in range(n)
+        ]
+    if modality == "video":
+        size = processor["video"].settings.image.size
+        frames = processor["video"].settings.num_frames
+        # one clip shorter than the frame count, so the frame mask is exercised
+        lengths = [max(1, frames - (i % 2)) for i in range(n)]
+        return [rng.integers(0, 256, (f, size, size, 3), dtype=np.uint8) for f in lengths]
+    raise ValueError(
+        f"cannot make sample '{modality}' inputs for export; exportable: text, image, audio, video"
+    )
 
 
 def sample_batches(model: nn.Module, spec: GraphSpec) -> list[dict[str, torch.Tensor]]:
