@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--max-items", type=int, default=64, help="most texts + images per request")
     p.add_argument("--max-text-chars", type=int, default=2000, help="longest text")
     p.add_argument("--max-image-pixels", type=int, default=40_000_000, help="largest width*height")
+    p.add_argument(
+        "--max-media-seconds", type=float, default=30.0, help="longest audio clip or video (seconds)"
+    )
     p.add_argument("--image-formats", default="PNG,JPEG,WEBP", help="accepted image formats (PIL names)")
     p.add_argument(
         "--allow-url-prefix",
@@ -59,6 +62,7 @@ def config_from_args(args):
         max_items=args.max_items,
         max_text_chars=args.max_text_chars,
         max_image_pixels=args.max_image_pixels,
+        max_media_seconds=args.max_media_seconds,
         image_formats=tuple(f.strip() for f in args.image_formats.split(",") if f.strip()),
         allow_url_prefixes=tuple(args.allow_url_prefix),
     )

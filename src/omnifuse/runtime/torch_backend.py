@@ -17,7 +17,7 @@ class TorchPredictor(Predictor):
     def __init__(self, model: nn.Module, batch_size: int = 32, dtype: torch.dtype | None = None):
         config = model.to_config()
         if hasattr(model, "logit_scale"):
-            config["logit_scale"] = min(float(model.logit_scale), math.log(model.max_logit_scale))
+            config["logit_scale"] = min(float(model.logit_scale.detach()), math.log(model.max_logit_scale))
         if getattr(model, "class_names", None):
             config["class_names"] = list(model.class_names)
         super().__init__(config, model.processor, batch_size)

@@ -146,7 +146,7 @@ def create_app(
 
     from omnifuse.runtime.base import DEFAULT_TEMPLATES
     from omnifuse.serve import schemas as s
-    from omnifuse.serve.inputs import format_validation_error, load_images, parse_request
+    from omnifuse.serve.inputs import format_validation_error, load_images, load_media, parse_request
     from omnifuse.serve.limits import BodyLimitMiddleware, check_texts
 
     if predictor is None and not config.model_dir:
@@ -284,7 +284,11 @@ def create_app(
             check_modality("image")
             contents, images = await images_of(parsed)
             out.image = (await state.embed(request, "image", images, contents)).tolist()
-        out.dim = len((out.text or out.image)[0])
+        for modality in sorted(parsed.media):
+            check_modality(modality)
+            contents, clips = await load_media(parsed, modality, limits)
+            setattr(out, modality, (await state.embed(request, modality, clips, contents)).tolist())
+        out.dim = len((out.text or out.image or out.audio or out.video)[0])
         return out
 
     @app.post(
@@ -302,7 +306,7 @@ def create_app(
         predictor = state.predictor
         modalities = [
             m for m, has in (("image", parsed.images or parsed.image_urls), ("text", parsed.texts)) if has
-        ]
+        ] + sorted(parsed.media)
         for m in modalities:
             check_modality(m)
         if parsed.labels:
@@ -310,7 +314,8 @@ def create_app(
                 raise RequestError(400, "zero-shot labels need a dual encoder with a text tower")
             if len(modalities) != 1:
                 raise RequestError(
-                    400, "zero-shot classifies one modality at a time: send texts or images, not both"
+                    400,
+                    "zero-shot classifies one modality at a time: send texts, images, audio or videos, not a mix",
                 )
             labels = check_texts(parsed.labels, limits, "labels")
             templates = parsed.templates or list(DEFAULT_TEMPLATES)
@@ -327,6 +332,8 @@ def create_app(
             (modality,) = modalities
             if modality == "image":
                 contents, values = await images_of(parsed)
+            elif modality in parsed.media:
+                contents, values = await load_media(parsed, modality, limits)
             else:
                 contents = values = parsed.texts
             items = await state.embed(request, modality, values, contents)  # (N, E)

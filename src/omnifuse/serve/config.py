@@ -21,6 +21,8 @@ class Limits:
     """Largest width * height, checked from the image header before any pixel is decoded."""
     image_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
     """Image formats accepted (PIL format names)."""
+    max_media_seconds: float = 30.0
+    """Longest audio clip or video (seconds), checked after decoding the container header/samples."""
     max_labels: int = 256
     """Most labels in one zero-shot classification request."""
     max_k: int = 100
@@ -37,6 +39,7 @@ class Limits:
             "max_image_pixels",
             "max_labels",
             "max_k",
+            "max_media_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit '{name}' must be positive, got {getattr(self, name)}")

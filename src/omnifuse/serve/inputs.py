@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from omnifuse.serve.config import Limits
 from omnifuse.serve.errors import RequestError
-from omnifuse.serve.limits import check_texts, decode_utf8, open_image
+from omnifuse.serve.limits import check_texts, decode_utf8, open_image, open_media
 from omnifuse.serve.security import check_url_allowed, fetch_url
 
 
@@ -40,6 +40,8 @@ class ParsedRequest:
     texts: list[str] = field(default_factory=list)
     images: list[RawImage] = field(default_factory=list)
     image_urls: list[str] = field(default_factory=list)
+    media: dict[str, list[RawImage]] = field(default_factory=dict)
+    """Encoded audio / video uploads by modality (decoded by `load_media`)."""
     labels: list[str] = field(default_factory=list)
     templates: list[str] | None = None
     top_k: int | None = None
@@ -47,7 +49,7 @@ class ParsedRequest:
 
     @property
     def n_items(self) -> int:
-        return len(self.texts) + len(self.images) + len(self.image_urls)
+        return len(self.texts) + len(self.images) + len(self.image_urls) + sum(map(len, self.media.values()))
 
 
 def format_validation_error(err: ValidationError | list) -> str:
@@ -120,6 +122,12 @@ async def _form(request: Request, limits: Limits, allowed: set[str]) -> ParsedRe
             if not isinstance(value, UploadFile):
                 raise RequestError(422, f"image[{i}] must be a file upload, not a text field")
             out.images.append(RawImage(await value.read(), f"image[{i}] ({value.filename or 'upload'})"))
+        for modality in ("audio", "video"):
+            for i, value in enumerate(form.getlist(modality)):
+                if not isinstance(value, UploadFile):
+                    raise RequestError(422, f"{modality}[{i}] must be a file upload, not a text field")
+                what = f"{modality}[{i}] ({value.filename or 'upload'})"
+                out.media.setdefault(modality, []).append(RawImage(await value.read(), what))
         for value in form.getlist("labels"):
             if isinstance(value, UploadFile):
                 raise RequestError(422, "labels must be text fields")
@@ -156,6 +164,11 @@ async def parse_request(
                     RawImage(_b64(v, f"images[{i}]"), f"images[{i}]") for i, v in enumerate(data["images"])
                 ],
                 image_urls=data["image_urls"],
+                media={
+                    m: [RawImage(_b64(v, f"{key}[{i}]"), f"{key}[{i}]") for i, v in enumerate(data[key])]
+                    for m, key in (("audio", "audios"), ("video", "videos"))
+                    if data.get(key)
+                },
                 labels=data.get("labels", []),
                 templates=data.get("templates"),
                 top_k=data.get("top_k"),
@@ -168,7 +181,7 @@ async def parse_request(
             f"unsupported content type {ctype or '(none)'!r}; send application/json or multipart/form-data",
         )
     if out.n_items == 0:
-        raise RequestError(400, "no inputs: give texts and/or images")
+        raise RequestError(400, "no inputs: give texts, images, audio or videos")
     if out.n_items > limits.max_items:
         raise RequestError(
             413, f"too many items in one request: {out.n_items}; the limit is {limits.max_items}"
@@ -190,3 +203,10 @@ async def load_images(parsed: ParsedRequest, limits: Limits) -> list[tuple[bytes
         check_url_allowed(url, limits.allow_url_prefixes)
     sources: list[RawImage | str] = [*parsed.images, *parsed.image_urls]
     return await run_in_threadpool(lambda: [_load_one(s, limits) for s in sources])
+
+
+async def load_media(parsed: ParsedRequest, modality: str, limits: Limits) -> tuple[list[bytes], list]:
+    """Decode the request's audio or video uploads off the event loop: (encoded bytes, clips)."""
+    raws = parsed.media.get(modality, [])
+    clips = await run_in_threadpool(lambda: [open_media(modality, r.data, limits, r.what) for r in raws])
+    return [r.data for r in raws], clips

@@ -136,3 +136,32 @@ def decode_utf8(data: bytes, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise RequestError(400, f"{what} is not valid UTF-8 (byte {err.start})") from None
+
+
+def open_media(modality: str, data: bytes, limits: Limits, what: str):
+    """Encoded audio (wav/flac/ogg) or video bytes -> decoded clip, with the duration limit.
+
+    Decoding errors become 400 with the reason; a clip over `max_media_seconds` is 413.
+    """
+    from omnifuse.data.sample import CorruptSampleError
+
+    if not data:
+        raise RequestError(400, f"{what}: empty file")
+    try:
+        if modality == "audio":
+            from omnifuse.data.audio import load_audio
+
+            clip = load_audio(data)
+            seconds = clip.seconds
+        else:
+            from omnifuse.data.video import load_video
+
+            clip = load_video(data, what, max_pixels=limits.max_image_pixels)
+            seconds = clip.num_frames / clip.fps if clip.fps else 0.0
+    except CorruptSampleError as err:
+        raise RequestError(400, f"{what}: cannot decode {modality}: {err}") from None
+    if seconds > limits.max_media_seconds:
+        raise RequestError(
+            413, f"{what}: {modality} is {seconds:.1f} s long; the limit is {limits.max_media_seconds:g} s"
+        )
+    return clip

@@ -17,6 +17,10 @@ class EmbedRequest(_Strict):
     image_urls: list[str] = Field(
         default_factory=list, description="image URLs; only under a prefix allowed with --allow-url-prefix"
     )
+    audios: list[str] = Field(default_factory=list, description="base64-encoded audio (wav, flac, ogg)")
+    videos: list[str] = Field(
+        default_factory=list, description="base64-encoded videos (mp4 and other containers)"
+    )
 
 
 class ClassifyRequest(EmbedRequest):
@@ -37,6 +41,8 @@ class EmbedResponse(BaseModel):
     fingerprint: str
     text: list[list[float]] = Field(default_factory=list, description="one embedding per input text")
     image: list[list[float]] = Field(default_factory=list, description="one embedding per input image")
+    audio: list[list[float]] = Field(default_factory=list, description="one embedding per input audio clip")
+    video: list[list[float]] = Field(default_factory=list, description="one embedding per input video")
 
 
 class LabelScoreOut(BaseModel):
@@ -84,7 +90,7 @@ def request_body(model: type[BaseModel], form_fields: dict[str, dict[str, Any]])
 
 TEXT_FIELD = {"type": "array", "items": {"type": "string"}}
 FILE_FIELD = {"type": "array", "items": {"type": "string", "format": "binary"}}
-EMBED_FORM = {"text": TEXT_FIELD, "image": FILE_FIELD}
+EMBED_FORM = {"text": TEXT_FIELD, "image": FILE_FIELD, "audio": FILE_FIELD, "video": FILE_FIELD}
 CLASSIFY_FORM = {**EMBED_FORM, "labels": TEXT_FIELD, "top_k": {"type": "integer", "minimum": 1}}
 SEARCH_FORM = {
     "text": {"type": "string"},
