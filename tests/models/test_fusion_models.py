@@ -149,3 +149,45 @@ def test_multitask(sharing, weighting, tmp_path):
     assert isinstance(loaded, MultiTaskModel) and loaded.sharing == sharing
     for task, probs in loaded.predict_proba(batch).items():
         torch.testing.assert_close(probs, model.predict_proba(batch)[task])
+
+
+def test_classifier_takes_audio_and_video_inputs(tmp_path):
+    """A spoken question + an image (and a video clip) through one fusion classifier."""
+    import numpy as np
+
+    from omnifuse.data.audio import AudioProcessor
+    from omnifuse.data.processors import ImageSettings
+    from omnifuse.data.video import VideoProcessor, VideoSettings
+
+    torch.manual_seed(0)
+    tiny = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1}
+    processor = Processor(
+        {
+            "audio": AudioProcessor(sample_rate=8000, n_mels=16, max_seconds=1.6),
+            "image": ImageProcessor(size=16),
+            "video": VideoProcessor(VideoSettings(num_frames=3, image=ImageSettings(size=16))),
+        }
+    )
+    from omnifuse.models.factory import data_overrides
+
+    towers = {
+        "audio": TowerConfig(arch="ast", pooling="mean", overrides=tiny),
+        "image": TowerConfig(arch="vit", overrides={**tiny, "patch_size": 8}),
+        "video": TowerConfig(arch="frame_vit", overrides={**tiny, "patch_size": 8}),
+    }
+    encoders = {m: build_encoder(t, m, data_overrides(processor, m)) for m, t in towers.items()}
+    fusion = build_fusion("cross_attention", {m: e.hidden_size for m, e in encoders.items()}, query="audio")
+    model = FusionClassifier(encoders, fusion, class_names=["no", "yes"], processor=processor)
+    rng = np.random.default_rng(0)
+    batch = processor(
+        {
+            "audio": [(rng.standard_normal(8000).astype(np.float32) * 0.1, 8000) for _ in range(2)],
+            "image": [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(2)],
+            "video": [rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8) for _ in range(2)],
+        }
+    )
+    out = model({**batch, "labels": torch.tensor([0, 1])})
+    assert out.logits.shape == (2, 2) and out.loss.isfinite()
+    out.loss.backward()
+    model.eval().save_pretrained(tmp_path / "m")
+    torch.testing.assert_close(load_model(tmp_path / "m").predict_proba(batch), model.predict_proba(batch))
