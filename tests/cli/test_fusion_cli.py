@@ -179,3 +179,15 @@ def test_from_dual_encoder_and_bad_recipes(tasks_dir, tmp_path, tiny_recipe):
     pooled = _vqa_recipe(tasks_dir, tmp_path, "cross_attention", inputs="pooled")
     with pytest.raises(ValueError, match="needs token sequences"):
         run_recipe(recipe_from_dict(pooled))
+
+
+def test_synth_cli_renders_audio_and_video(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "av"
+    assert main(["data", "synth", "--out", str(out), "--n", "6", "--modalities", "image,audio,video",
+                 "--video-frames", "4", "--quiet"]) == 0  # fmt: skip
+    row = json.loads((out / "train.jsonl").read_text().splitlines()[0])
+    assert (out / row["audio"]).stat().st_size > 1000 and (out / row["video"]).exists()
+    assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--modalities", "image,smell"]) == 2
+    assert "unknown or missing modalities ['smell']" in capsys.readouterr().err

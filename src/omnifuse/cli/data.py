@@ -25,7 +25,9 @@ def register(sub) -> None:
         "generate a shapes-world dataset (images, captions, questions, labels)",
         "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'\n"
         "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs\n"
-        "  omnifuse data synth --out data/shapes --n 4000 --tasks   # + vqa_*.jsonl, match_*.jsonl",
+        "  omnifuse data synth --out data/shapes --n 4000 --tasks   # + vqa_*.jsonl, match_*.jsonl\n"
+        "  omnifuse data synth --out data/spoken --n 1500 --modalities image,audio   # + spoken captions (wav)\n"
+        "  omnifuse data synth --out data/motion --n 2000 --modalities image,video --video-frames 8",
         run_synth,
     )
     synth.add_argument("--out", required=True, help="output directory")
@@ -39,6 +41,14 @@ def register(sub) -> None:
         action="store_true",
         help="pair each train scene with a shape-swapped twin (hard negatives; train with data.group_size: 2)",
     )
+    synth.add_argument(
+        "--modalities",
+        default="image",
+        help="what to render per scene, comma-separated: image, audio (espeak-ng spoken captions), "
+        "video (moving-shapes clips); default image",
+    )
+    synth.add_argument("--video-frames", type=int, default=None, help="frames per clip (video; default 8)")
+    synth.add_argument("--video-size", type=int, default=None, help="clip side in pixels (video; default 32)")
     synth.add_argument(
         "--tasks",
         action="store_true",
@@ -78,7 +88,12 @@ def run_synth(args) -> int:
         image_size=args.image_size,
         max_objects=args.max_objects,
         minimal_pairs=args.minimal_pairs,
+        modalities=[m.strip() for m in args.modalities.split(",") if m.strip()],
     )
+    if args.video_frames is not None:
+        kwargs["video_frames"] = args.video_frames
+    if args.video_size is not None:
+        kwargs["video_size"] = args.video_size
     if args.holdout is not None:
         kwargs["holdout"] = list(args.holdout)
     summary = generate(SynthConfig(**kwargs), args.out, progress=not args.quiet)
