@@ -118,11 +118,39 @@ class DualEncoder(ArtifactMixin, nn.Module):
         present = [m for m in self.modalities if m in batch]
         emb = {m: self.encode(m, batch) for m in present}
         scale = self.scale()
-        pair_losses = {
-            f"{a}-{b}": self.loss_fn(emb[a], emb[b], scale, self.logit_bias) for a, b in self.pairs(present)
-        }
+        pair_losses = {f"{a}-{b}": self.pair_loss(a, b, emb, batch, scale) for a, b in self.pairs(present)}
         loss = torch.stack(list(pair_losses.values())).sum() if pair_losses else None
         return DualEncoderOutput(emb, scale.detach(), self.logit_bias, loss, pair_losses)
+
+    def pair_loss(
+        self,
+        a: str,
+        b: str,
+        emb: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        scale: torch.Tensor,
+    ) -> torch.Tensor:
+        """The alignment loss of one pair, over the rows that have both modalities.
+
+        Rows a sample lacks (`<modality>_present` False, from a collator with `allow_missing`)
+        are placeholders and drop out. Single-process only: other processes would gather a
+        different number of rows.
+        """
+        rows = None
+        for m in (a, b):
+            flag = batch.get(f"{m}_present")
+            if flag is not None:
+                rows = flag.bool() if rows is None else rows & flag.bool()
+        if rows is None or bool(rows.all()):
+            return self.loss_fn(emb[a], emb[b], scale, self.logit_bias)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            raise ValueError(
+                "samples missing a modality are supported in single-process training only; "
+                "give every sample all modalities (or train the pairs in separate datasets)"
+            )
+        if int(rows.sum()) < 2:  # nothing to contrast: a zero that keeps every parameter in the graph
+            return (emb[a].sum() + emb[b].sum()) * 0.0
+        return self.loss_fn(emb[a][rows], emb[b][rows], scale, self.logit_bias)  # (R, E) each
 
     # ---- artifact -------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
