@@ -54,9 +54,14 @@ def build_encoders(cfg: FusionModelConfig, processor: Processor, data_overrides)
             encoders[m] = towers[m]
             if cfg.dual_encoder_trainable_layers is not None:
                 freeze(encoders[m], cfg.dual_encoder_trainable_layers)
+    both = sorted(set(taken) & set(cfg.encoders))
+    if both:
+        raise ValueError(
+            f"{both} come both from from_dual_encoder and from encoders; drop them from one "
+            "(dual_encoder_towers chooses which towers the artifact gives)"
+        )
     for m, tower in sorted(cfg.encoders.items()):
-        if m not in encoders:
-            encoders[m] = build_encoder(tower, m, data_overrides(processor, m))
+        encoders[m] = build_encoder(tower, m, data_overrides(processor, m))
     if cfg.lora is not None:
         unknown = sorted(set(cfg.lora.towers) - set(encoders))
         if unknown:

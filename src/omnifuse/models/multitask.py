@@ -74,6 +74,12 @@ class _Trunk(nn.Module):
 
 
 class MultiTaskModel(ArtifactMixin, nn.Module):
+    """One head per task over shared (hard) or per-task L2-tied (soft) encoders + fusion.
+
+    Labels come in the batch as `labels/<task>`; a task whose labels are absent from a batch
+    adds no loss. `forward` returns every task's logits, `predict_proba` their probabilities.
+    """
+
     model_type = "multitask"
 
     def __init__(
@@ -119,9 +125,6 @@ class MultiTaskModel(ArtifactMixin, nn.Module):
     @property
     def modalities(self) -> list[str]:
         return list(next(iter(self.trunks.values())).encoders)
-
-    def trunk(self, task: str) -> _Trunk:
-        return self.trunks["shared" if self.sharing == "hard" else task]
 
     def soft_sharing_penalty(self) -> torch.Tensor:
         """sum over parameters of sum_t ||theta_t - mean_t theta||^2."""
