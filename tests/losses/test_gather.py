@@ -65,6 +65,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     try:
         per = GLOBAL_BATCH // WORLD
         torch.save(run_all(slice(rank * per, (rank + 1) * per)), os.path.join(out_dir, f"rank{rank}.pt"))
+        # Both ranks reach the end before teardown: destroying a gloo group while the peer still
+        # has work in flight can abort the process ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
