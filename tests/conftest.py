@@ -113,7 +113,7 @@ def tiny_batch():
     return _tiny_batch
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_recipe():
     """Factory of a tiny CLIP recipe dict (hidden 32, 2 layers): tiny_recipe(shapes_dir, out_dir, **train)."""
     return _tiny_recipe_dict

@@ -15,27 +15,8 @@ from omnifuse.layers.quantized import QuantizedLinear
 from omnifuse.models import load_model
 
 
-def _recipe(shapes_dir, out_dir) -> dict:
-    """Like the tiny_recipe fixture (which is function-scoped): hidden 32, 2 layers, 2 heads."""
-    tower = {"preset": "tiny", "overrides": {"hidden_size": 32, "intermediate_size": 64}}
-    image = {**tower, "overrides": {**tower["overrides"], "patch_size": 8}}
-    return {
-        "name": "tiny",
-        "output_dir": str(out_dir),
-        "data": {"train": str(shapes_dir / "train.jsonl"), "val": str(shapes_dir / "val.jsonl")},
-        "processor": {"text": {"tokenizer": "word", "max_length": 32}, "image": {"size": 32}},
-        "model": {
-            "embed_dim": 32,
-            "towers": {
-                "text": {"arch": "bert", "pooling": "mean", **tower},
-                "image": {"arch": "vit", "pooling": "cls", **image},
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, shapes_dir):
+def trained(tmp_path_factory, shapes_dir, tiny_recipe):
     """A tiny CLIP (hidden 32, 2 layers) trained for 10 steps on the shapes world, saved as an artifact."""
     from omnifuse.deploy.compress.finetune import finetune
     from omnifuse.models.factory import build_model
@@ -43,7 +24,7 @@ def trained(tmp_path_factory, shapes_dir):
     from omnifuse.train.run import build_processor, load_recipe_data
 
     out = tmp_path_factory.mktemp("compress")
-    recipe = recipe_from_dict(_recipe(shapes_dir, out / "runs"))
+    recipe = recipe_from_dict(tiny_recipe(shapes_dir, out / "runs"))
     data = load_recipe_data(recipe)
     torch.manual_seed(0)
     model = build_model(recipe.model, build_processor(recipe, data.train))
