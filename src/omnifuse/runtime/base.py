@@ -20,6 +20,17 @@ from omnifuse.data.processors import Processor
 DEFAULT_TEMPLATES = ("a {}", "a photo of a {}", "there is a {}")
 
 
+def zero_shot_probs(items: np.ndarray, prompts: np.ndarray, n_labels: int, logit_scale: float) -> np.ndarray:
+    """CLIP zero-shot (Radford et al. 2021): mean of the prompt embeddings per label, softmax of
+    scaled cosine similarities. items (N, E), prompts (C * T, E) label-major -> (N, C) probabilities."""
+    labels = prompts.reshape(n_labels, -1, prompts.shape[-1]).mean(1)  # (C, E)
+    labels /= np.linalg.norm(labels, axis=-1, keepdims=True)
+    logits = logit_scale * items @ labels.T  # (N, C)
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 @dataclass
 class LabelScore:
     label: str
@@ -124,12 +135,8 @@ class Predictor(ABC):
         ((modality, items),) = inputs.items()
         items_emb = self.embed(modality, items)  # (N, E)
         prompts = [t.format(label) for label in labels for t in templates]
-        text_emb = self.embed("text", prompts).reshape(len(labels), len(templates), -1).mean(1)
-        text_emb /= np.linalg.norm(text_emb, axis=-1, keepdims=True)  # (C, E)
-        logits = self._logit_scale() * items_emb @ text_emb.T  # (N, C)
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True), labels
+        prompt_emb = self.embed("text", prompts)  # (C * T, E)
+        return zero_shot_probs(items_emb, prompt_emb, len(labels), self._logit_scale()), labels
 
     def _head_probs(self, inputs: dict[str, Sequence[Any]]) -> np.ndarray:
         sizes = {len(v) for v in inputs.values()}

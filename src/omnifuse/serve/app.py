@@ -119,17 +119,6 @@ async def _disconnected(request) -> bool:
             return True
 
 
-def zero_shot(items: np.ndarray, prompts: np.ndarray, n_labels: int, logit_scale: float) -> np.ndarray:
-    """CLIP zero-shot (Radford et al. 2021): mean of the prompt embeddings per label, softmax of
-    scaled cosine similarities. items (N, E), prompts (C * T, E) -> (N, C) probabilities."""
-    labels = prompts.reshape(n_labels, -1, prompts.shape[-1]).mean(1)  # (C, E)
-    labels /= np.linalg.norm(labels, axis=-1, keepdims=True)
-    logits = logit_scale * items @ labels.T  # (N, C)
-    logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    return probs / probs.sum(axis=1, keepdims=True)
-
-
 def create_app(
     config: ServeConfig,
     predictor=None,
@@ -144,7 +133,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from omnifuse.runtime.base import DEFAULT_TEMPLATES
+    from omnifuse.runtime.base import DEFAULT_TEMPLATES, zero_shot_probs
     from omnifuse.serve import schemas as s
     from omnifuse.serve.inputs import format_validation_error, load_images, load_media, parse_request
     from omnifuse.serve.limits import BodyLimitMiddleware, check_texts
@@ -338,7 +327,7 @@ def create_app(
                 contents = values = parsed.texts
             items = await state.embed(request, modality, values, contents)  # (N, E)
             prompt_emb = await state.embed(request, "text", prompts, prompts)  # (C * T, E)
-            probs = zero_shot(items, prompt_emb, len(labels), predictor._logit_scale())  # (N, C)
+            probs = zero_shot_probs(items, prompt_emb, len(labels), predictor._logit_scale())  # (N, C)
             k = min(parsed.top_k or len(labels), len(labels))
             order = np.argsort(-probs, axis=1)[:, :k]
             results = [
