@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnifuse.data.loader import eval_loader
 from omnifuse.data.sample import Sample
 from omnifuse.data.targets import label_of
+from omnifuse.eval.evaluator import eval_batches
 
 
 @dataclass
@@ -41,18 +41,13 @@ def predict_samples(
     model: torch.nn.Module, samples: Sequence[Sample], batch_size: int = 256
 ) -> tuple[dict[str, np.ndarray], list[int]]:
     """Probabilities per task (name '' for a single-task model) and the readable samples' indices."""
-    was_training = model.training
-    model.eval()
     chunks: dict[str, list[np.ndarray]] = {}
     kept: list[int] = []
-    for batch in eval_loader(samples, model.processor, model.modalities, batch_size, allow_missing=True):
-        if not len(batch["index"]):
-            continue
-        kept.extend(batch["index"].tolist())
-        probs = model.predict_proba({k: v for k, v in batch.items() if k != "index"})
+    for batch, index in eval_batches(model, samples, model.modalities, batch_size, allow_missing=True):
+        kept.extend(index)
+        probs = model.predict_proba(batch)
         for task, p in probs.items() if isinstance(probs, dict) else [("", probs)]:
             chunks.setdefault(task, []).append(p.float().cpu().numpy())
-    model.train(was_training)
     return {t: np.concatenate(c) for t, c in chunks.items()}, kept
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +17,29 @@ from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
 
+def eval_batches(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    modalities: Sequence[str],
+    batch_size: int = 256,
+    policy: CorruptSamplePolicy | None = None,
+    allow_missing: bool = False,
+) -> Iterator[tuple[dict[str, torch.Tensor], list[int]]]:
+    """Processed batches of the readable samples and their indices, with the model in eval mode
+    (restored afterwards). Callers run under `torch.no_grad()`."""
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in eval_loader(
+            samples, model.processor, modalities, batch_size, policy, allow_missing=allow_missing
+        ):
+            index = batch.pop("index")
+            if len(index):
+                yield batch, index.tolist()
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def embed_samples(
     model: DualEncoder,
@@ -26,17 +49,12 @@ def embed_samples(
     policy: CorruptSamplePolicy | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[int]]:
     """Embeddings (N, E) per modality for the readable samples, and their indices."""
-    was_training = model.training
-    model.eval()
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     kept: list[int] = []
-    for batch in eval_loader(samples, model.processor, modalities, batch_size, policy):
-        if not len(batch["index"]):
-            continue
-        kept.extend(batch["index"].tolist())
+    for batch, index in eval_batches(model, samples, modalities, batch_size, policy):
+        kept.extend(index)
         for m in modalities:
             chunks[m].append(model.encode(m, batch))
-    model.train(was_training)
     return {m: torch.cat(c) for m, c in chunks.items()}, kept
 
 
