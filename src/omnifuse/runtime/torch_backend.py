@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,16 +12,23 @@ from torch import nn
 from omnifuse.runtime.base import Predictor
 
 
+def runtime_config(model: nn.Module, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a predictor reads from a model: the architecture (`source`, e.g. an artifact's
+    config.json with its `compression` record, else `model.to_config()`), the clamped
+    temperature as a log and the class names."""
+    config = {k: v for k, v in source.items() if k != "format_version"} if source else model.to_config()
+    if hasattr(model, "scale"):
+        config["logit_scale"] = math.log(float(model.scale().detach()))
+    if getattr(model, "class_names", None):
+        config["class_names"] = list(model.class_names)
+    return config
+
+
 class TorchPredictor(Predictor):
     backend = "torch"
 
     def __init__(self, model: nn.Module, batch_size: int = 32, dtype: torch.dtype | None = None):
-        config = model.to_config()
-        if hasattr(model, "logit_scale"):
-            config["logit_scale"] = min(float(model.logit_scale.detach()), math.log(model.max_logit_scale))
-        if getattr(model, "class_names", None):
-            config["class_names"] = list(model.class_names)
-        super().__init__(config, model.processor, batch_size)
+        super().__init__(runtime_config(model), model.processor, batch_size)
         self.model = model.eval()
         self.dtype = dtype  # e.g. torch.bfloat16: autocast on CPUs with AMX / AVX512-BF16
 

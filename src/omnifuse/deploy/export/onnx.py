@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ from omnifuse.deploy.export.graphs import GraphSpec, graph_specs
 from omnifuse.deploy.export.parity import ExportParityError, ParityResult, compare, session_inputs
 from omnifuse.deploy.export.samples import sample_batches
 from omnifuse.models.artifact import CONFIG_FILE, write_config
+from omnifuse.runtime.torch_backend import runtime_config
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +87,6 @@ def _versions() -> dict[str, str]:
     import onnxruntime
 
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-
-
-def runtime_config(model: nn.Module, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """config.json of the exported artifact: the architecture (the source artifact's config.json,
-    e.g. with its `compression` record, else `model.to_config()`) plus what the runtime needs."""
-    config = {k: v for k, v in source.items() if k != "format_version"} if source else model.to_config()
-    if hasattr(model, "logit_scale"):
-        config["logit_scale"] = min(float(model.logit_scale), math.log(model.max_logit_scale))
-    if getattr(model, "class_names", None):
-        config["class_names"] = list(model.class_names)
-    return config
 
 
 def _session(path: Path, threads: int | None = None):
