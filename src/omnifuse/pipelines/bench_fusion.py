@@ -44,7 +44,7 @@ class FusionBenchConfig:
     n_scenes: int = 6000
     image_size: int = 48
     pretrain_steps: int = 600
-    """CLIP steps for the shared image tower (0: every strategy trains its own from scratch)."""
+    """Steps of the shared CLIP whose frozen towers every strategy uses (0: each trains its own from scratch)."""
     steps: int = 600
     batch_size: int = 64
     lr: float = 2e-3
@@ -153,7 +153,7 @@ def _row(task: str, strategy: str, metrics: dict[str, float], model, train_s: fl
     return row
 
 
-def pretrain_image_tower(data_dir: Path, out_dir: Path, cfg: FusionBenchConfig) -> float:
+def pretrain_shared_clip(data_dir: Path, out_dir: Path, cfg: FusionBenchConfig) -> float:
     """Train the shared CLIP once (`out_dir/clip/best`); returns seconds (0 if already there)."""
     from omnifuse.data.synth.text import vocabulary
     from omnifuse.pipelines.demo import demo_recipe_dict
@@ -229,7 +229,7 @@ def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> d
         synth = SynthConfig(n=cfg.n_scenes, seed=cfg.seed, image_size=cfg.image_size, minimal_pairs=True)
         generate(synth, data_dir, progress=cfg.progress)
         write_task_manifests(data_dir, seed=cfg.seed)
-    pretrain_s = pretrain_image_tower(data_dir, out_dir, cfg) if cfg.pretrain_steps else 0.0
+    pretrain_s = pretrain_shared_clip(data_dir, out_dir, cfg) if cfg.pretrain_steps else 0.0
     if cfg.workers > 1:
         cfg = replace(cfg, threads=1, progress=False)
     jobs = [(data_dir, out_dir, task, s, cfg) for task in cfg.tasks for s in cfg.strategies]
