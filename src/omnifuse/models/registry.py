@@ -92,7 +92,9 @@ def register_model_kind(
     """
     unknown = sorted(set(capabilities) - CAPABILITIES)
     if unknown:
-        raise ValueError(f"model kind '{name}': unknown capabilities {unknown}; known: {sorted(CAPABILITIES)}")
+        raise ValueError(
+            f"model kind '{name}': unknown capabilities {unknown}; known: {sorted(CAPABILITIES)}"
+        )
 
     def decorate(cls: M) -> M:
         if name in MODEL_KINDS and MODEL_KINDS[name].model_class is not cls:
