@@ -7,9 +7,9 @@ import torch
 
 from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.readers import read_samples
+from omnifuse.demos.trimodal import parse_modalities, retrieval_table
 from omnifuse.eval.evaluator import embed_samples
 from omnifuse.models import DualEncoder
-from omnifuse.pipelines.trimodal_demo import parse_modalities, retrieval_table
 from omnifuse.train.config import recipe_from_dict
 from omnifuse.train.run import run_recipe
 

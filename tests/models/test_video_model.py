@@ -103,7 +103,7 @@ def test_text_videomae_recipe_round_trip(motion_dir, tmp_path):
 
 def test_chance_recall_and_direction_accuracy(motion_dir, tmp_path):
     from omnifuse.data.readers import read_samples
-    from omnifuse.pipelines.video_demo import COLUMNS, chance_recall, direction_accuracy
+    from omnifuse.demos.video import COLUMNS, chance_recall, direction_accuracy
 
     assert chance_recall([[0], [1], [2], [3]], 4, 1) == pytest.approx(0.25)
     assert chance_recall([[0, 1], [0, 1], [2], [3]], 4, 1) == pytest.approx((0.5 + 0.5 + 0.25 + 0.25) / 4)

@@ -7,7 +7,7 @@ import base64
 import json
 
 from omnifuse import runtime
-from omnifuse.deploy.bench_serve import _batch_totals, drive, make_images
+from omnifuse.bench.serve import _batch_totals, drive, make_images
 from omnifuse.serve import ServeConfig, create_app
 
 

@@ -37,8 +37,8 @@ def register(verbs) -> None:
 
 
 def run(args) -> int:
+    from omnifuse.bench.fusion import FusionBenchConfig, bench_fusion
     from omnifuse.eval.report import format_table
-    from omnifuse.pipelines.bench_fusion import FusionBenchConfig, bench_fusion
 
     cfg = FusionBenchConfig()
     for name, value in (

@@ -54,7 +54,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def run_infer(args) -> int:
-    from omnifuse.deploy.bench_infer import CONFIGS, bench_infer, build_arch, format_rows
+    from omnifuse.bench.infer import CONFIGS, bench_infer, build_arch, format_rows
 
     sizes = _sizes(args.batch_sizes)
     configs = tuple(c.strip() for c in args.configs.split(",")) if args.configs else CONFIGS
@@ -66,7 +66,7 @@ def run_infer(args) -> int:
         if not hasattr(model, "encode"):
             raise ValueError(f"{args.model} holds a {model.model_type}; bench infer times embedding towers")
         if args.data:
-            from omnifuse.deploy.bench_infer import zero_shot_eval
+            from omnifuse.bench.infer import zero_shot_eval
 
             zero_shot, pool, calibration = zero_shot_eval(
                 model, args.modality, args.data, args.label_key, args.max_items

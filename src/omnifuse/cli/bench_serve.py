@@ -34,7 +34,7 @@ def register(verbs) -> None:
 
 
 def run_serve_bench(args) -> int:
-    from omnifuse.deploy.bench_serve import bench_serve
+    from omnifuse.bench.serve import bench_serve
     from omnifuse.eval.report import format_table
 
     result = bench_serve(

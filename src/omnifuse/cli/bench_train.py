@@ -30,7 +30,7 @@ def run_train(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from omnifuse.deploy.bench_train import bench_train
+    from omnifuse.bench.train import bench_train
     from omnifuse.eval.report import format_table
     from omnifuse.train.config import load_recipe, recipe_from_dict
 
@@ -38,8 +38,8 @@ def run_train(args) -> int:
         if args.recipe:
             recipe = load_recipe(args.recipe, args.overrides)
         else:
+            from omnifuse.bench.train import default_bench_recipe
             from omnifuse.data.synth import SynthConfig, generate
-            from omnifuse.deploy.bench_train import default_bench_recipe
 
             generate(SynthConfig(n=3000, seed=0), Path(tmp) / "data", progress=False)
             recipe = recipe_from_dict(default_bench_recipe(Path(tmp) / "data", Path(tmp)), args.overrides)

@@ -34,8 +34,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from omnifuse.demos.clip import run_demo
     from omnifuse.eval.report import format_table
-    from omnifuse.pipelines.demo import run_demo
 
     if "video" in args.modalities.split(","):
         return run_with_video(args)
@@ -59,8 +59,8 @@ def run(args) -> int:
 
 
 def run_with_audio(args) -> int:
+    from omnifuse.demos.trimodal import run_trimodal_demo
     from omnifuse.eval.report import format_table
-    from omnifuse.pipelines.trimodal_demo import run_trimodal_demo
 
     result = run_trimodal_demo(
         args.workdir or "runs/demo-audio-work",
@@ -77,8 +77,8 @@ def run_with_audio(args) -> int:
 
 
 def run_with_video(args) -> int:
+    from omnifuse.demos.video import run_video_demo
     from omnifuse.eval.report import format_table
-    from omnifuse.pipelines.video_demo import run_video_demo
 
     if sorted(args.modalities.split(",")) != ["text", "video"]:
         raise ValueError(

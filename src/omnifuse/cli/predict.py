@@ -42,7 +42,7 @@ def parse_columns(items: list[str]) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from omnifuse.pipelines.predict import predict_manifest
+    from omnifuse.runtime.predict import predict_manifest
 
     n = predict_manifest(
         args.model,

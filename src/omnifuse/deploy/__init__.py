@@ -1,1 +1,1 @@
-"""Deployment: benchmarks now; compression, export and the runtime come next."""
+"""Deployment: compression (`deploy.compress`) and export (`deploy.export`)."""

@@ -156,7 +156,7 @@ def _row(task: str, strategy: str, metrics: dict[str, float], model, train_s: fl
 def pretrain_shared_clip(data_dir: Path, out_dir: Path, cfg: FusionBenchConfig) -> float:
     """Train the shared CLIP once (`out_dir/clip/best`); returns seconds (0 if already there)."""
     from omnifuse.data.synth.text import vocabulary
-    from omnifuse.pipelines.demo import demo_recipe_dict
+    from omnifuse.demos.clip import demo_recipe_dict
     from omnifuse.train.config import recipe_from_dict
     from omnifuse.train.run import run_recipe
 

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from omnifuse.bench.infer import CONFIGS, build_arch
 from omnifuse.cli.main import main
-from omnifuse.deploy.bench_infer import CONFIGS, build_arch
 from omnifuse.deploy.export.torch_cpu import Int8Linear, best_cpu_runner, onednn_int8_available
 
 pytest.importorskip("onnxruntime")

@@ -1,1 +1,0 @@
-"""End-to-end jobs that compose the layers below (the demo)."""
