@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint format install install-dev clean
+.PHONY: demo test lint docs docs-build format install install-dev clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,14 @@ $(BIN)/.browser: | $(BIN)/.installed-dev
 		(apt-get update -q && apt-get install -y -q chromium chromium-driver)
 	touch $@
 
-test: $(BIN)/.installed-dev $(BIN)/.browser lint
+# The documentation site (MkDocs + mkdocstrings); --strict turns a broken link or reference into an error.
+docs-build: $(BIN)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+docs: $(BIN)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+test: $(BIN)/.installed-dev $(BIN)/.browser lint docs-build
 	$(BIN)/python -m pytest -q -x --timeout=900 tests
 
 clean:

@@ -1,0 +1,1 @@
+"""Training: recipe configs, the loop on HF Accelerate, checkpoints and resume, distributed runs."""
