@@ -26,6 +26,8 @@ CASES = {
     "single_stream": {"hidden_dim": 16, "heads": 2, "layers": 1, "max_tokens": 8},
     "pooling": {"hidden_dim": 16, "mode": "max"},
     "bilinear": {"rank": 8, "k": 3},
+    "relation": {"hidden_dim": 16, "graph_layers": 1, "graph": "knn", "k": 2},
+    "memory": {"hidden_dim": 16, "steps": 2},
 }
 NAMES = [
     "text_tokens",

@@ -41,6 +41,11 @@ CASES: dict[str, tuple[str, dict, dict | None]] = {
     "pooling_mean_noproj": ("pooling", {}, {"text": 16, "image": 16}),
     "pooling_max_noproj": ("pooling", {"mode": "max"}, {"text": 16, "image": 16}),
     "bilinear": ("bilinear", {"rank": 8, "k": 3, "dropout": 0.0}, None),
+    "relation": ("relation", {"hidden_dim": H, "max_tokens": 12}, None),
+    "relation_sum_no_query": ("relation", {"hidden_dim": H, "query": None, "aggregate": "sum"}, None),
+    "relation_graph_full": ("relation", {"hidden_dim": H, "graph_layers": 2}, None),
+    "relation_graph_knn": ("relation", {"hidden_dim": H, "graph_layers": 1, "graph": "knn", "k": 2}, None),
+    "memory": ("memory", {"hidden_dim": H, "steps": 3, "max_tokens": 12}, None),
 }
 
 

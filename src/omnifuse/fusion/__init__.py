@@ -26,7 +26,9 @@ from omnifuse.fusion.cross_attention import CrossAttentionFusion
 from omnifuse.fusion.ensemble import EnsembleOutput, FusionEnsemble
 from omnifuse.fusion.gated import GatedFusion
 from omnifuse.fusion.late import LateFusion
+from omnifuse.fusion.memory import MemoryFusion
 from omnifuse.fusion.pooling import PoolingFusion
+from omnifuse.fusion.relation import RelationFusion
 from omnifuse.fusion.single_stream import SingleStreamFusion
 
 __all__ = [
@@ -43,8 +45,10 @@ __all__ = [
     "FusionOutput",
     "GatedFusion",
     "LateFusion",
+    "MemoryFusion",
     "ModalityInput",
     "PoolingFusion",
+    "RelationFusion",
     "SingleStreamFusion",
     "build_fusion",
     "check_inputs",

@@ -94,3 +94,45 @@ class TransformerLayer(nn.Module):
         h = self.norm1(x)
         x = x + self.drop(self.attn(h, h, mask)[0])
         return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class NodeEmbedding(nn.Module):
+    """Tokens of several modalities as one set of nodes for the reasoning fusions.
+
+    Each modality's tokens are projected to ``hidden_dim``, plus a learned modality-type
+    embedding and a learned position embedding (up to ``max_tokens`` per modality, so a
+    patch's place in the image is explicit as in Relation Networks' appended coordinates),
+    then concatenated along the token axis. Masked tokens stay masked.
+    """
+
+    def __init__(self, dims: dict[str, int], hidden_dim: int, max_tokens: int) -> None:
+        super().__init__()
+        self.max_tokens = max_tokens
+        self.proj = nn.ModuleDict({m: nn.Linear(d, hidden_dim) for m, d in sorted(dims.items())})
+        self.type_embed = nn.ParameterDict({m: nn.Parameter(torch.randn(hidden_dim) * 0.02) for m in dims})
+        self.pos_embed = nn.ParameterDict(
+            {m: nn.Parameter(torch.randn(max_tokens, hidden_dim) * 0.02) for m in dims}
+        )
+
+    def forward(self, tokens: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], owner: str):
+        """tokens m -> (B, T_m, D_m), masks m -> (B, T_m) -> ((B, N, H), (B, N) bool), N = sum T_m."""
+        seqs, valid = [], []
+        for m in self.proj:
+            t = tokens[m].shape[1]
+            if t > self.max_tokens:
+                raise ValueError(
+                    f"{owner}: {m} has {t} tokens but max_tokens={self.max_tokens}; raise max_tokens"
+                )
+            seqs.append(self.proj[m](tokens[m]) + self.type_embed[m] + self.pos_embed[m][:t])  # (B, T_m, H)
+            valid.append(masks[m])
+        return torch.cat(seqs, dim=1), torch.cat(valid, dim=1)  # (B, N, H), (B, N)
+
+
+def mlp(dims: list[int], dropout: float = 0.0, last_act: bool = False) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (and after the last if ``last_act``)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2 or last_act:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
