@@ -44,7 +44,7 @@ class ModelConfig:
 class FusionConfig:
     name: str = "concat"
     """A strategy of `omnifuse.fusion.FUSIONS` (concat, concat_mlp, late, gated, attention,
-    cross_attention, co_attention, single_stream, pooling, bilinear)."""
+    cross_attention, co_attention, single_stream, pooling, bilinear, relation, memory)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Its constructor arguments (e.g. `hidden_dim: 128`, `layers: 2`)."""
 
