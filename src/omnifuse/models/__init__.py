@@ -3,6 +3,7 @@
 from omnifuse.models.artifact import ArtifactError
 from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
+from omnifuse.models.image_tokenizer import ImageTokenizer
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
@@ -11,6 +12,7 @@ __all__ = [
     "ArtifactError",
     "DualEncoder",
     "DualEncoderOutput",
+    "ImageTokenizer",
     "ZeroShotClassifier",
     "build_model",
     "load_model",
