@@ -7,13 +7,25 @@ import logging
 import os
 import sys
 
-from omnifuse.cli import bench, data, demo, evaluate, predict, train
+from omnifuse.cli import bench, data, demo, evaluate, generate, predict, train
 from omnifuse.cli import compress as compress_verb
 from omnifuse.cli import export as export_verb
 from omnifuse.cli import index as index_verb
 from omnifuse.cli import serve as serve_verb
 
-VERBS = (data, train, evaluate, predict, bench, demo, index_verb, serve_verb, compress_verb, export_verb)
+VERBS = (
+    data,
+    train,
+    evaluate,
+    predict,
+    generate,
+    bench,
+    demo,
+    index_verb,
+    serve_verb,
+    compress_verb,
+    export_verb,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
