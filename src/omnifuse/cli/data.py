@@ -1,4 +1,4 @@
-"""`omnifuse data synth|pack|inspect`."""
+"""`omnifuse data synth|pack|inspect|episodes`."""
 
 from __future__ import annotations
 
@@ -78,6 +78,23 @@ def register(sub) -> None:
     )
     inspect.add_argument("spec", help="manifest, shard directory or image folder")
 
+    episodes = add_verb(
+        verbs,
+        "episodes",
+        "play an expert (or random policy) in a Gymnasium / BabyAI environment and write the episodes as shards",
+        "  omnifuse data episodes --env CartPole-v1 --episodes 50 --out data/episodes/cartpole\n"
+        "  omnifuse data episodes --env BabyAI-GoToRedBall-v0 --episodes 200 --out data/episodes/gotoredball --seed 1000",
+        run_episodes,
+    )
+    episodes.add_argument("--env", required=True, help="Gymnasium id (CartPole-v1, BabyAI-GoToLocal-v0, ...)")
+    episodes.add_argument("--episodes", type=int, default=20, help="number of episodes (default 20)")
+    episodes.add_argument("--out", required=True, help="output shard directory")
+    episodes.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i (default 0)")
+    episodes.add_argument("--policy", choices=["expert", "random"], default="expert")
+    episodes.add_argument("--max-steps", type=int, default=None, help="cut episodes at this length")
+    episodes.add_argument("--shard-size", type=int, default=100, help="episodes per shard")
+    episodes.add_argument("--quiet", action="store_true", help="no progress bar")
+
 
 def run_synth(args) -> int:
     from omnifuse.data.synth import SynthConfig, generate
@@ -120,6 +137,28 @@ def run_pack(args) -> int:
     index = pack_shards(samples, args.out, shard_size=args.shard_size)
     shards = index.shards if hasattr(index, "shards") else index["shards"]
     print(f"wrote {len(samples)} samples in {len(shards)} shard(s) to {args.out} ({policy.summary()})")
+    return 0
+
+
+def run_episodes(args) -> int:
+    import numpy as np
+
+    from omnifuse.data.episodes.record import collect_episodes, write_episodes
+
+    episodes = collect_episodes(
+        args.env,
+        args.episodes,
+        seed=args.seed,
+        policy=args.policy,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+    )
+    write_episodes(episodes, args.out, shard_size=args.shard_size)
+    returns = [ep.total_return for ep in episodes]
+    print(
+        f"wrote {len(episodes)} {args.policy} episodes of {args.env} ({sum(map(len, episodes))} steps, "
+        f"mean return {np.mean(returns):.2f}) to {args.out}"
+    )
     return 0
 
 

@@ -49,6 +49,8 @@ _IMAGE_EXTS = {"png", "jpg", "jpeg", "webp", "bmp", "gif"}
 _AUDIO_EXTS = {"wav", "flac", "mp3", "ogg", "m4a", "opus"}
 _VIDEO_EXTS = {"mp4", "webm", "avi", "mkv", "mov"}
 _RESERVED_EXTS = {"txt", "json"}
+#: Modalities packed as opaque bytes under a fixed extension (an episode's arrays as `.npz`).
+_BYTES_MODALITIES = {"episode": "npz"}
 _CHUNK = 1 << 20
 
 
@@ -226,6 +228,8 @@ def _sample_members(sample: Sample, key: str) -> list[tuple[str, bytes]]:
             ext, data = _image_member(value)
         elif modality in ("audio", "video"):
             ext, data = _file_member(modality, value, set(kinds.values()))
+        elif modality in _BYTES_MODALITIES and isinstance(value, (bytes, bytearray)) and value:
+            ext, data = _BYTES_MODALITIES[modality], bytes(value)
         else:
             raise DataError(f"{sample.source}: cannot pack unknown modality '{modality}'")
         kinds[modality] = ext

@@ -23,6 +23,8 @@ class Episode:
     rewards: np.ndarray
     mission: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    space: TaskSpace | None = None
+    """The environment's observation and action spaces (kept with the episode in its shard)."""
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -60,10 +62,14 @@ class Episode:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, env_id: str, seed: int, mission: str = "", meta=None) -> Episode:
+    def from_bytes(
+        cls, data: bytes, env_id: str, seed: int, mission: str = "", meta=None, space: TaskSpace | None = None
+    ) -> Episode:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 obs = {k[4:]: npz[k] for k in npz.files if k.startswith("obs.")}
-                return cls(env_id, seed, obs, npz["actions"], npz["rewards"], mission, dict(meta or {}))
+                return cls(
+                    env_id, seed, obs, npz["actions"], npz["rewards"], mission, dict(meta or {}), space
+                )
         except (OSError, ValueError, KeyError) as err:
             raise DataError(f"episode {env_id} seed {seed}: unreadable arrays ({err})") from err
