@@ -9,6 +9,7 @@ from omnifuse.data.processors import (
     TextProcessor,
     build_word_tokenizer,
 )
+from omnifuse.data.masked_text import MaskedTextProcessor  # registers 'masked_text'
 from omnifuse.data.readers import inspect_dataset, read_image_folder, read_manifest, read_samples
 from omnifuse.data.sample import (
     MODALITIES,
@@ -29,6 +30,7 @@ __all__ = [
     "EpochBatchSampler",
     "ImageProcessor",
     "ImageSettings",
+    "MaskedTextProcessor",
     "Processor",
     "Sample",
     "SampleDataset",
