@@ -26,6 +26,7 @@ def register(sub) -> None:
         "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'\n"
         "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs\n"
         "  omnifuse data synth --out data/shapes --n 4000 --tasks   # + vqa_*.jsonl, match_*.jsonl\n"
+        "  omnifuse data synth --out data/shapes --n 4000 --pretraining   # + documents_*.txt, pretrain_*.jsonl\n"
         "  omnifuse data synth --out data/spoken --n 1500 --modalities image,audio   # + spoken captions (wav)\n"
         "  omnifuse data synth --out data/motion --n 2000 --modalities image,video --video-frames 8",
         run_synth,
@@ -54,6 +55,12 @@ def register(sub) -> None:
         action="store_true",
         help="also write fusion-task manifests: vqa_<split>.jsonl (question -> answer) and "
         "match_<split>.jsonl (relation caption true of the image, or its swapped twin)",
+    )
+    synth.add_argument(
+        "--pretraining",
+        action="store_true",
+        help="also write pre-training data: documents_<split>.txt (masked_lm), pretrain_<split>.jsonl "
+        "(true caption + minimal-pair negative, vl_pretrain) and minimal_<split>.jsonl (match probes)",
     )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -118,6 +125,11 @@ def run_synth(args) -> int:
         from omnifuse.data.synth.tasks import write_task_manifests
 
         for name, path in write_task_manifests(args.out, seed=args.seed).items():
+            print(f"wrote {name}: {path}")
+    if args.pretraining:
+        from omnifuse.data.synth.pretraining import write_pretrain_manifests
+
+        for name, path in write_pretrain_manifests(args.out, seed=args.seed).items():
             print(f"wrote {name}: {path}")
     print(
         json.dumps(

@@ -2,6 +2,7 @@
 
 from omnifuse.data.decode import decode_value, load_image, register_decoder
 from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset, eval_loader
+from omnifuse.data.masked_text import MaskedTextProcessor  # registers 'masked_text'
 from omnifuse.data.processors import (
     ImageProcessor,
     ImageSettings,
@@ -9,7 +10,6 @@ from omnifuse.data.processors import (
     TextProcessor,
     build_word_tokenizer,
 )
-from omnifuse.data.masked_text import MaskedTextProcessor  # registers 'masked_text'
 from omnifuse.data.readers import inspect_dataset, read_image_folder, read_manifest, read_samples
 from omnifuse.data.sample import (
     MODALITIES,

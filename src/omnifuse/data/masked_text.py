@@ -167,7 +167,9 @@ def build_nsp_pairs(
                 start = rng.randrange(len(other[1]))
                 b, _ = _chunk(other[1], start, half, count_tokens)
                 label = 1
-            samples.append(Sample({"text": [a, b]}, labels={"nsp": label}, meta={"source": f"{source}:doc{d}"}))
+            samples.append(
+                Sample({"text": [a, b]}, labels={"nsp": label}, meta={"source": f"{source}:doc{d}"})
+            )
             i = j
     return samples, dropped
 
@@ -254,11 +256,16 @@ class MaskedTextProcessor(TextProcessor):
             from transformers import DataCollatorForLanguageModeling
 
             self._collator = DataCollatorForLanguageModeling(
-                self.tokenizer, mlm=True, mlm_probability=self.mlm_probability, whole_word_mask=self.whole_word_mask
+                self.tokenizer,
+                mlm=True,
+                mlm_probability=self.mlm_probability,
+                whole_word_mask=self.whole_word_mask,
             )
         return self._collator
 
-    def encode(self, values: Sequence[Any], rngs: Sequence[random.Random] | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self, values: Sequence[Any], rngs: Sequence[random.Random] | None = None
+    ) -> dict[str, torch.Tensor]:
         if self.pairs:
             bad = [v for v in values if not (isinstance(v, (list, tuple)) and len(v) == 2)]
             if bad:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnifuse.encoders.artifact import load_artifact_encoder
 from omnifuse.encoders.base import Encoder
 from omnifuse.encoders.freezing import freeze, set_gradient_checkpointing
 from omnifuse.encoders.hf import load_hf_encoder
@@ -16,8 +17,10 @@ from omnifuse.encoders.video import build_video_tower
 class TowerConfig:
     """How to build one modality's encoder."""
 
-    source: Literal["scratch", "hf"] = "scratch"
-    """`scratch`: a preset with random init; `hf`: pretrained weights by hub name or local dir."""
+    source: Literal["scratch", "hf", "omnifuse"] = "scratch"
+    """`scratch`: a preset with random init; `hf`: pretrained weights by hub name or local dir;
+    `omnifuse`: this modality's tower of an omnifuse artifact (`name_or_path`: its directory), e.g. a
+    pre-trained `masked_lm`, with its tokenizer."""
     arch: Literal["bert", "vit", "clip_text", "clip_vision", "frame_vit", "videomae", "ast"] = "bert"
     """From-scratch architecture: bert or clip_text for text, vit or clip_vision for images,
     frame_vit (a ViT per frame + temporal model) or videomae for video, ast (Audio Spectrogram
@@ -40,8 +43,8 @@ class TowerConfig:
     """Layers of the temporal transformer."""
 
     def __post_init__(self) -> None:
-        if self.source == "hf" and not self.name_or_path:
-            raise ValueError("a tower with source 'hf' needs 'name_or_path'")
+        if self.source in ("hf", "omnifuse") and not self.name_or_path:
+            raise ValueError(f"a tower with source '{self.source}' needs 'name_or_path'")
         if self.trainable_layers is not None and self.trainable_layers < 0:
             raise ValueError(f"trainable_layers must be >= 0 or null; got {self.trainable_layers}")
 
@@ -52,6 +55,10 @@ def build_encoder(cfg: TowerConfig, modality: str, data_overrides: dict[str, Any
         if cfg.source == "scratch" and ARCHS[cfg.arch] != modality:
             raise ValueError(f"arch '{cfg.arch}' encodes {ARCHS[cfg.arch]}, not video")
         encoder = build_video_tower(cfg, data_overrides)
+    elif cfg.source == "omnifuse":
+        if cfg.stem != "patch":
+            raise ValueError("a conv stem would discard a pre-trained tower's patch embedding")
+        encoder = load_artifact_encoder(cfg.name_or_path, modality, cfg.pooling)
     elif cfg.source == "hf":
         if cfg.stem != "patch":
             raise ValueError(

@@ -4,6 +4,7 @@ from omnifuse.models.artifact import ArtifactError
 from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
 from omnifuse.models.image_tokenizer import ImageTokenizer
+from omnifuse.models.masked_lm import MaskedLM  # registers the kind
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
@@ -13,6 +14,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderOutput",
     "ImageTokenizer",
+    "MaskedLM",
     "ZeroShotClassifier",
     "build_model",
     "load_model",

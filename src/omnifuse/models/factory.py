@@ -19,6 +19,7 @@ from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.fusion_classifier import FusionClassifier
 from omnifuse.models.fusion_factory import build_fusion_model
 from omnifuse.models.multitask import MultiTaskModel
+from omnifuse.models.registry import MODEL_KINDS, ModelSpec, get_spec
 
 MODEL_TYPES: dict[str, type[nn.Module]] = {
     "dual_encoder": DualEncoder,
@@ -58,8 +59,17 @@ def data_overrides(processor: Processor, modality: str) -> dict[str, Any]:
     return {}
 
 
+def registered_spec(cfg) -> ModelSpec | None:
+    """The spec of a recipe's model config when its kind is registered (and not built here)."""
+    kind = getattr(cfg, "type", None)
+    return MODEL_KINDS.get(kind) if kind not in MODEL_TYPES else None
+
+
 def build_model(cfg, processor: Processor, samples: Sequence[Sample] | None = None) -> nn.Module:
     """A model from its recipe config; `samples` (training data) give classifiers their classes."""
+    spec = registered_spec(cfg)
+    if spec is not None:
+        return spec.build(cfg, processor, samples)
     if not isinstance(cfg, ModelConfig):
         return build_fusion_model(cfg, processor, samples, data_overrides)
     if cfg.from_hf:
@@ -89,9 +99,10 @@ def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
     """Load any omnifuse artifact, dispatching on `model_type` in its config.json."""
     directory = resolve_artifact_dir(dir_or_hub_name)  # once: a hub name downloads here
     config = read_config(directory)
-    if config["model_type"] not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(MODEL_TYPES)}")
-    model_cls = MODEL_TYPES[config["model_type"]]
+    if config["model_type"] in MODEL_TYPES:
+        model_cls = MODEL_TYPES[config["model_type"]]
+    else:  # a kind registered as a spec
+        model_cls = get_spec(config["model_type"]).model_class
     if "compression" in config:  # int8 / low-rank / pruned modules are rebuilt before the weights load
         model = model_cls.from_config(config, Processor.load(directory))
         apply_compression(model, config["compression"])

@@ -16,6 +16,7 @@ from omnifuse.data.audio import AudioSettings
 from omnifuse.data.processors import ImageSettings
 from omnifuse.data.video import VideoSettings
 from omnifuse.models.config import MODEL_CONFIGS, ModelConfig
+from omnifuse.models.registry import model_configs
 from omnifuse.utils.config import ConfigError, from_dict, set_by_path, to_dict
 
 
@@ -176,9 +177,10 @@ def recipe_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     if not isinstance(model, dict):
         raise ConfigError(f"'model' must be a mapping; got {model!r}")
     kind = model.get("type", "dual_encoder")
-    if kind not in MODEL_CONFIGS:
-        raise ConfigError(f"'model.type' must be one of {', '.join(map(repr, MODEL_CONFIGS))}; got {kind!r}")
-    data["model"] = from_dict(MODEL_CONFIGS[kind], model, prefix="model.")
+    configs = {**MODEL_CONFIGS, **model_configs()}  # registered kinds bring their own configs
+    if kind not in configs:
+        raise ConfigError(f"'model.type' must be one of {', '.join(map(repr, configs))}; got {kind!r}")
+    data["model"] = from_dict(configs[kind], model, prefix="model.")
     return from_dict(Recipe, data)
 
 

@@ -170,6 +170,8 @@ class Trainer:
         self.best: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
+        self.loss_parts: dict[str, float] = {}  # per-objective losses since the last log row
+        self.loss_steps = 0
 
     # ---- state ------------------------------------------------------------------------------
     @property
@@ -272,9 +274,15 @@ class Trainer:
             sync = i == len(micro_batches) - 1
             ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else nullcontext()
             with ctx, acc.autocast():
-                loss = model(batch).loss / len(micro_batches)
+                out = model(batch)
+                loss = out.loss / len(micro_batches)
             acc.backward(loss)
             total += float(loss.detach())
+            for name, part in (getattr(out, "losses", None) or {}).items():  # each objective apart
+                self.loss_parts[name] = self.loss_parts.get(name, 0.0) + float(part.detach()) / len(
+                    micro_batches
+                )
+        self.loss_steps += 1
         if self.config.max_grad_norm:
             acc.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
@@ -321,6 +329,8 @@ class Trainer:
                     "train/samples_per_s": rate,
                 }
                 window = []
+                row.update({f"train/loss_{k}": v / self.loss_steps for k, v in self.loss_parts.items()})
+                self.loss_parts, self.loss_steps = {}, 0
                 bar.set_postfix(loss=f"{row['train/loss']:.4f}", samples_s=f"{rate:.0f}")
                 if acc.is_main_process:
                     self.metrics.append(row)

@@ -16,7 +16,7 @@ from omnifuse.eval.classification import ClassifierEvaluator
 from omnifuse.eval.evaluator import DualEncoderEvaluator
 from omnifuse.models.artifact import resolve_artifact_dir
 from omnifuse.models.config import ModelConfig
-from omnifuse.models.factory import build_model
+from omnifuse.models.factory import build_model, registered_spec
 from omnifuse.models.fusion_factory import dual_encoder_modalities, fusion_model_modalities, targets_for
 from omnifuse.train.checkpoint import latest_checkpoint
 from omnifuse.train.config import Recipe, dump_recipe
@@ -43,6 +43,9 @@ def load_recipe_data(recipe: Recipe) -> RecipeData:
 
 def model_modalities(recipe: Recipe) -> list[str]:
     cfg = recipe.model
+    spec = registered_spec(cfg)
+    if spec is not None:
+        return spec.modalities(cfg)
     if isinstance(cfg, ModelConfig):
         return sorted(cfg.towers) or ["image", "text"]
     return fusion_model_modalities(cfg)
@@ -74,6 +77,8 @@ def text_tokenizer_name(recipe: Recipe) -> str:
     text = towers.get("text")
     if name == "word" and text is not None and text.source == "hf":
         return text.name_or_path
+    if name == "word" and text is not None and text.source == "omnifuse":  # the artifact's tokenizer
+        return str(Path(text.name_or_path) / "tokenizer")
     return name
 
 
@@ -88,6 +93,10 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
     if taken:
         saved = Processor.load(resolve_artifact_dir(recipe.model.from_dual_encoder)).processors
         procs.update({m: saved[m] for m in taken})
+    towers = getattr(recipe.model, "encoders", None) or getattr(recipe.model, "towers", None) or {}
+    for m, tower in sorted(towers.items()):  # a tower from an artifact keeps its preprocessing
+        if tower.source == "omnifuse" and m != "text" and m not in procs:  # (text: its tokenizer, below)
+            procs[m] = Processor.load(tower.name_or_path)[m]
     if "text" in modalities and "text" not in procs:
         cfg = recipe.processor.text
         tokenizer = text_tokenizer_name(recipe)
@@ -129,6 +138,9 @@ def build_evaluator(recipe: Recipe, val: list[Sample] | None, model):
     if not val:
         return None
     ev = recipe.eval
+    spec = registered_spec(recipe.model)
+    if spec is not None:
+        return spec.evaluator(ev, val, model) if spec.evaluator else None
     if not isinstance(recipe.model, ModelConfig):
         return ClassifierEvaluator(
             val, batch_size=ev.batch_size, max_items=ev.max_items, group_key=ev.group_key
@@ -151,14 +163,25 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(recipe.train.seed, recipe.train.deterministic)  # before the model's random init
-    data = load_recipe_data(recipe)
     latest = latest_checkpoint(run_dir / "checkpoints") if resume else None
+    spec = registered_spec(recipe.model)
+    prepare = spec.extras.get("prepare") if spec is not None else None
     # A resumed run reuses the saved preprocessing (tokenizer included), never a rebuilt one.
-    check_data_has(model_modalities(recipe), data.train, recipe)
-    processor = Processor.load(latest / "model") if latest else build_processor(recipe, data.train)
+    saved = Processor.load(latest / "model") if latest else None
+    if prepare is not None:  # the kind reads its data and builds its preprocessing itself
+        prepared = prepare(recipe, saved)
+        data, processor = RecipeData(prepared.train, prepared.val), prepared.processor
+    else:
+        data = load_recipe_data(recipe)
+        check_data_has(model_modalities(recipe), data.train, recipe)
+        processor = saved or build_processor(recipe, data.train)
     model = build_model(recipe.model, processor, data.train)
     dump_recipe(recipe, run_dir / "config.yaml")
-    is_fusion = not isinstance(recipe.model, ModelConfig)
+    is_fusion = spec is None and not isinstance(recipe.model, ModelConfig)
+    if spec is not None:
+        targets = spec.targets(model) if spec.targets else None
+    else:
+        targets = targets_for(model) if is_fusion else None
     trainer = Trainer(
         model,
         data.train,
@@ -168,7 +191,7 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
         strict=recipe.data.strict,
         group_size=recipe.data.group_size,
         cache_decoded=recipe.data.cache_decoded,
-        targets=targets_for(model) if is_fusion else None,
+        targets=targets,
         allow_missing=recipe.data.allow_missing,
     )
     result = trainer.fit(resume=resume)

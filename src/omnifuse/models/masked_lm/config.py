@@ -42,6 +42,22 @@ class MaskedLMConfig:
     pooling: Literal["cls", "mean", "pooler"] = "cls"
     """How the encoder pools token features when this model is used as a text tower."""
 
+    @property
+    def encoders(self) -> dict[str, Any]:
+        """The encoder being pre-trained, as a text tower config."""
+        from omnifuse.encoders.factory import TowerConfig
+
+        return {
+            "text": TowerConfig(
+                source=self.source,
+                arch="bert",
+                preset=self.preset,
+                name_or_path=self.name_or_path,
+                pooling=self.pooling,
+                overrides=dict(self.overrides),
+            )  # fmt: skip
+        }
+
     def __post_init__(self) -> None:
         if self.source == "hf" and not self.name_or_path:
             raise ValueError("model.source 'hf' needs model.name_or_path (a checkpoint to continue from)")

@@ -23,7 +23,9 @@ from omnifuse.data.sample import Sample
 
 
 class MaskedLMEvaluator:
-    def __init__(self, samples: Sequence[Sample], batch_size: int = 64, max_items: int = 1000, seed: int = 1234):
+    def __init__(
+        self, samples: Sequence[Sample], batch_size: int = 64, max_items: int = 1000, seed: int = 1234
+    ):
         self.samples = list(samples)[:max_items]
         self.batch_size = batch_size
         self.seed = seed

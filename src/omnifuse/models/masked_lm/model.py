@@ -62,7 +62,9 @@ def has_nsp_head(model: nn.Module) -> bool:
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over masked positions (labels -100 elsewhere); (B, T, V), (B, T) -> scalar."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+    )
 
 
 class MaskedLM(ArtifactMixin, nn.Module):
@@ -131,14 +133,16 @@ class MaskedLM(ArtifactMixin, nn.Module):
             "pooling": self.pooling,
             # the text tower other recipes can take (encoders.factory, source: omnifuse)
             "encoders": {"text": self.encoder().to_config()},
-            "encoder_prefixes": {"text": self.base_prefix},
+            "encoder_weights": {"text": {"from": self.base_prefix, "to": "model."}},
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any], processor: Processor | None = None) -> MaskedLM:
         model_cls = hf_model_class(config["hf_class"])
         model = instantiate(model_cls, model_cls.config_class.from_dict(dict(config["hf_config"])), None)
-        return cls(model, processor, config["nsp"], config.get("nsp_weight", 1.0), config.get("pooling", "cls"))
+        return cls(
+            model, processor, config["nsp"], config.get("nsp_weight", 1.0), config.get("pooling", "cls")
+        )
 
 
 # ---- building from a recipe --------------------------------------------------------------------
@@ -182,7 +186,12 @@ def prepare(recipe: Any, processor: Processor | None = None) -> PreparedData:
         processor = Processor(
             {
                 "text": MaskedTextProcessor(
-                    tok, cfg.max_length, cfg.mlm_probability, cfg.whole_word_mask, pairs=cfg.nsp, name_or_path=name
+                    tok,
+                    cfg.max_length,
+                    cfg.mlm_probability,
+                    cfg.whole_word_mask,
+                    pairs=cfg.nsp,
+                    name_or_path=name,
                 )
             }
         )
