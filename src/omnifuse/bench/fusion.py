@@ -5,7 +5,8 @@ and caption-image match with swapped-object negatives. Every strategy gets the s
 the towers of a small CLIP trained once on the same scenes' captions (a ViT whose conv-stem
 tokens are exactly the scene's 3x3 grid cells, and a BERT whose word vocabulary also holds
 the question words), frozen; and the same steps, batch and seed. The fusion module is
-thus the only thing that differs. The table reports test accuracy overall and per question
+thus the only thing that differs. The reasoning strategies (``relation``: Relation
+Networks over the 3x3 cells; ``memory``: a MAC cell, ``MEMORY_STEPS`` steps) get the same width. The table reports test accuracy overall and per question
 type, parameters, training time and inference throughput. Late fusion combines
 per-modality decisions, so it cannot answer questions that need both inputs: it is the
 sanity row. (With `pretrain_steps: 0` the image tower trains from scratch instead; on this
@@ -28,9 +29,11 @@ logger = logging.getLogger("omnifuse.bench")
 
 STRATEGIES = (
     "concat", "concat_mlp", "late", "gated", "attention", "pooling", "bilinear",
-    "cross_attention", "co_attention", "single_stream",
+    "cross_attention", "co_attention", "single_stream", "relation", "memory",
 )  # fmt: skip
 TOKEN_STRATEGIES = ("cross_attention", "co_attention", "single_stream")
+REASONING_STRATEGIES = ("relation", "memory")
+MEMORY_STEPS = 4
 TASKS = {
     # task -> (manifest prefix, text column, label column)
     "vqa": ("vqa", "question", "answer"),
@@ -73,6 +76,8 @@ def fusion_kwargs(strategy: str, width: int, layers: int) -> dict[str, Any]:
         return {"project": True, "hidden_dim": width}
     if strategy == "bilinear":
         return {"rank": width}
+    if strategy == "memory":
+        return {"hidden_dim": width, "steps": MEMORY_STEPS}
     kwargs: dict[str, Any] = {"hidden_dim": width}
     if strategy in TOKEN_STRATEGIES:
         kwargs["layers"] = layers
@@ -259,13 +264,13 @@ def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> d
 
 
 def relation_gaps(rows: list[dict]) -> dict[str, float]:
-    """Accuracy on relation questions of each token-level strategy minus concat's (VQA)."""
+    """Accuracy on relation questions of each token-level and reasoning strategy minus concat's (VQA)."""
     vqa = {r["fusion"]: r.get("relation") for r in rows if r["task"] == "vqa"}
     base = vqa.get("concat")
     if base is None:
         return {}
     return {
         f"{s} - concat (relation)": round(vqa[s] - base, 4)
-        for s in TOKEN_STRATEGIES + ("late",)
+        for s in TOKEN_STRATEGIES + REASONING_STRATEGIES + ("late",)
         if vqa.get(s) is not None
     }
