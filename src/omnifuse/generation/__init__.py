@@ -7,6 +7,8 @@
   checking the prompt against the LM's context, and return typed :class:`GenerationOutput`.
 - :func:`stream_generate`: the same, yielding text pieces as they are decoded (for the server's
   server-sent events and the CLI's `--stream`).
+- :class:`ClassifierFreeGuidance`: classifier-free guidance as a logits processor for `generate`;
+  :func:`outside_range`: the ids to suppress so only a token range is sampled.
 - :class:`DecodeWorkload`: what `omnifuse bench generate` times for a kind (its spec's
   `decode_workload` extra returns one).
 
@@ -19,7 +21,9 @@ from omnifuse.generation.decode import (
     ensure_pad_token,
     hf_generate,
     left_pad,
+    outside_range,
 )
+from omnifuse.generation.guidance import MAX_GUIDANCE_SCALE, ClassifierFreeGuidance, check_guidance_scale
 from omnifuse.generation.settings import (
     MAX_NEW_TOKENS_LIMIT,
     STRATEGIES,
@@ -31,17 +35,21 @@ from omnifuse.generation.streaming import stream_generate
 from omnifuse.generation.workload import DecodeWorkload
 
 __all__ = [
+    "MAX_GUIDANCE_SCALE",
     "MAX_NEW_TOKENS_LIMIT",
     "STRATEGIES",
+    "ClassifierFreeGuidance",
     "DecodeWorkload",
     "GenerationError",
     "GenerationOutput",
     "GenerationSettings",
     "StopOnStrings",
+    "check_guidance_scale",
     "context_length",
     "ensure_pad_token",
     "hf_generate",
     "left_pad",
+    "outside_range",
     "stream_generate",
     "truncate_at_stop",
 ]

@@ -171,3 +171,11 @@ def hf_generate(
         ids.append(row)
         reasons.append(reason)
     return GenerationOutput(texts=texts, token_ids=ids, finish_reasons=reasons, prompt_tokens=prompt_tokens)
+
+
+def outside_range(vocab_size: int, start: int, stop: int) -> list[int]:
+    """Token ids outside [start, stop): pass them as `suppress_token_ids` to :func:`hf_generate` so
+    that only that range is sampled (e.g. the image codes of a text-to-image prior)."""
+    if not 0 <= start < stop <= vocab_size:
+        raise GenerationError(f"token range [{start}, {stop}) is not inside the vocabulary [0, {vocab_size})")
+    return [*range(0, start), *range(stop, vocab_size)]

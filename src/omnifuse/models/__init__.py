@@ -6,6 +6,7 @@ from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
 from omnifuse.models.image_tokenizer import ImageTokenizer
 from omnifuse.models.masked_lm import MaskedLM  # registers the kind
 from omnifuse.models.outputs import DualEncoderOutput
+from omnifuse.models.text_to_image import TextToImage
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "DualEncoderOutput",
     "ImageTokenizer",
     "MaskedLM",
+    "TextToImage",
     "ZeroShotClassifier",
     "build_model",
     "load_model",

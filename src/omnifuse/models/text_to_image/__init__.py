@@ -1,0 +1,20 @@
+"""The text-to-image kind: a DALL-E-style prior over [text; image codes], with guidance and CLIP reranking."""
+
+from omnifuse.models.text_to_image.config import TextToImageConfig
+from omnifuse.models.text_to_image.model import (
+    ImageGenerationOutput,
+    TextImagePositions,
+    TextToImage,
+    TextToImageOutput,
+)
+from omnifuse.models.text_to_image.rerank import clip_scores, rerank_by_clip
+
+__all__ = [
+    "ImageGenerationOutput",
+    "TextImagePositions",
+    "TextToImage",
+    "TextToImageConfig",
+    "TextToImageOutput",
+    "clip_scores",
+    "rerank_by_clip",
+]
