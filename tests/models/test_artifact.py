@@ -63,11 +63,11 @@ def test_mismatched_weights_name_the_tensors(tmp_path, tiny_model):
 def test_wrong_model_type(tmp_path, tiny_model):
     tiny_model().save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    config["model_type"] = "captioner"
+    config["model_type"] = "no_such_kind"
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ArtifactError, match="holds a 'captioner'"):
+    with pytest.raises(ArtifactError, match="holds a 'no_such_kind'"):
         DualEncoder.from_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="unknown model_type 'captioner'"):
+    with pytest.raises(ValueError, match="unknown model_type 'no_such_kind'"):
         load_model(tmp_path)
 
 

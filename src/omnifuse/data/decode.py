@@ -127,8 +127,18 @@ def check_text(value: Any, source: str = "") -> str | list[str]:
 
 Decoder = Callable[[Any, str], Any]
 
+
+def load_images(value: Any, source: str = "") -> Image.Image | list[Image.Image]:
+    """`load_image`, or a list of images for a list value (several images in one sample)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise _fail(source, "empty list of images")
+        return [load_image(v, source) for v in value]
+    return load_image(value, source)
+
+
 #: modality -> decoder(value, source); raises CorruptSampleError on a bad value.
-DECODERS: dict[str, Decoder] = {"image": load_image, "text": check_text}
+DECODERS: dict[str, Decoder] = {"image": load_images, "text": check_text}
 
 
 def register_decoder(modality: str, decoder: Decoder) -> None:

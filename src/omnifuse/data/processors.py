@@ -205,12 +205,29 @@ class ImageProcessor:
     def __call__(
         self, values: Sequence[Any], train: bool = False, rngs: Sequence[random.Random] | None = None
     ) -> dict[str, torch.Tensor]:
+        if any(isinstance(v, (list, tuple)) for v in values):
+            return self._sequences(values, train, rngs)
         arrays = []
         for i, v in enumerate(values):
             img = v if isinstance(v, Image.Image) and v.mode == "RGB" else load_image(v)
             img = self._train_view(img, rngs[i]) if (train and rngs) else self._eval_view(img)
             arrays.append(np.asarray(img, dtype=np.uint8))
         return {"image": self.normalize(torch.from_numpy(np.stack(arrays)))}  # (B, 3, H, W)
+
+    def _sequences(
+        self, values: Sequence[Any], train: bool, rngs: Sequence[random.Random] | None
+    ) -> dict[str, torch.Tensor]:
+        """Several images per sample: `image` (B, N, 3, H, W) zero-padded, `image_count` (B,)."""
+        groups = [list(v) if isinstance(v, (list, tuple)) else [v] for v in values]
+        flat = [img for g in groups for img in g]
+        flat_rngs = [rngs[i] for i, g in enumerate(groups) for _ in g] if (train and rngs) else None
+        pixels = self(flat, train=train, rngs=flat_rngs)["image"]  # (M, 3, H, W)
+        images = pixels.new_zeros((len(groups), max(len(g) for g in groups), *pixels.shape[1:]))
+        at = 0
+        for b, g in enumerate(groups):
+            images[b, : len(g)] = pixels[at : at + len(g)]
+            at += len(g)
+        return {"image": images, "image_count": torch.tensor([len(g) for g in groups])}
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "image", **asdict(self.settings)}

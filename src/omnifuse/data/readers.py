@@ -135,6 +135,8 @@ def read_manifest(
 
     if columns is None:
         columns = {m: m for m in MODALITIES if m in header}
+        if "image" not in columns and "images" in header:  # a list of images per row
+            columns["image"] = "images"
         if not columns and header:
             raise DataError(
                 f"{path}: no modality column found (looked for {', '.join(MODALITIES)}); "
@@ -199,16 +201,23 @@ def _row_to_sample(
                 policy.report(source, f"{err} in column '{column}'")
                 return None
         elif modality in FILE_MODALITIES:
-            if not isinstance(value, str) or not value.strip():
-                what = "no" if value in (None, "") else f"a {type(value).__name__}, not a"
-                policy.report(source, f"{what} {modality} path in column '{column}'")
+            many = modality == "image" and isinstance(value, list)  # several images (interleaved text)
+            paths = []
+            for item in value if many else [value]:
+                if not isinstance(item, str) or not item.strip():
+                    what = "no" if item in (None, "") else f"a {type(item).__name__}, not a"
+                    policy.report(source, f"{what} {modality} path in column '{column}'")
+                    return None
+                file = Path(item.strip()).expanduser()
+                file = file if file.is_absolute() else base / file
+                if check_files and not file.is_file():
+                    policy.report(source, f"{modality} file not found: {file}")
+                    return None
+                paths.append(os.path.normpath(file))
+            if many and not paths:
+                policy.report(source, f"empty list of images in column '{column}'")
                 return None
-            file = Path(value.strip()).expanduser()
-            file = file if file.is_absolute() else base / file
-            if check_files and not file.is_file():
-                policy.report(source, f"{modality} file not found: {file}")
-                return None
-            value = os.path.normpath(file)
+            value = paths if many else paths[0]
         inputs[modality] = value
 
     labels: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.fusion_classifier import FusionClassifier
 from omnifuse.models.fusion_factory import build_fusion_model
 from omnifuse.models.multitask import MultiTaskModel
-from omnifuse.models.registry import MODEL_KINDS, ModelSpec, get_spec
+from omnifuse.models.registry import MODEL_KINDS, ModelSpec
 
 MODEL_TYPES: dict[str, type[nn.Module]] = {
     "dual_encoder": DualEncoder,
@@ -99,10 +99,12 @@ def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
     """Load any omnifuse artifact, dispatching on `model_type` in its config.json."""
     directory = resolve_artifact_dir(dir_or_hub_name)  # once: a hub name downloads here
     config = read_config(directory)
-    if config["model_type"] in MODEL_TYPES:
-        model_cls = MODEL_TYPES[config["model_type"]]
-    else:  # a kind registered as a spec
-        model_cls = get_spec(config["model_type"]).model_class
+    from omnifuse.models.registry import MODEL_KINDS
+
+    known = {**{n: s.model_class for n, s in MODEL_KINDS.items()}, **MODEL_TYPES}
+    if config["model_type"] not in known:
+        raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(known)}")
+    model_cls = known[config["model_type"]]
     if "compression" in config:  # int8 / low-rank / pruned modules are rebuilt before the weights load
         model = model_cls.from_config(config, Processor.load(directory))
         apply_compression(model, config["compression"])
