@@ -99,8 +99,6 @@ def load_model(dir_or_hub_name: str | os.PathLike) -> nn.Module:
     """Load any omnifuse artifact, dispatching on `model_type` in its config.json."""
     directory = resolve_artifact_dir(dir_or_hub_name)  # once: a hub name downloads here
     config = read_config(directory)
-    from omnifuse.models.registry import MODEL_KINDS
-
     known = {**{n: s.model_class for n, s in MODEL_KINDS.items()}, **MODEL_TYPES}
     if config["model_type"] not in known:
         raise ValueError(f"unknown model_type '{config['model_type']}'; known: {sorted(known)}")
