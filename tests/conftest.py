@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from omnifuse.data.processors import ImageProcessor, Processor, TextProcessor, build_word_tokenizer
-from omnifuse.models.config import ModelConfig
+from omnifuse.models.dual_encoder import DualEncoderConfig
 from omnifuse.models.factory import build_model
 from omnifuse.utils.config import from_dict
 
@@ -77,7 +77,7 @@ def _tiny_model(loss: str = "clip"):
         {"text": TextProcessor(build_word_tokenizer(TEXTS), max_length=16), "image": ImageProcessor(size=16)}
     )
     cfg = from_dict(
-        ModelConfig,
+        DualEncoderConfig,
         {
             "embed_dim": 8,
             "loss": loss,

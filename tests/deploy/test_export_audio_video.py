@@ -9,7 +9,7 @@ from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.processors import ImageSettings, Processor, TextProcessor, build_word_tokenizer
 from omnifuse.data.video import VideoProcessor, VideoSettings
 from omnifuse.deploy.export import ExportOptions, export_onnx
-from omnifuse.models.config import ModelConfig
+from omnifuse.models.dual_encoder import DualEncoderConfig
 from omnifuse.models.factory import build_model
 from omnifuse.utils.config import from_dict
 
@@ -28,7 +28,7 @@ def test_audio_and_video_towers_export_with_parity(modality, tmp_path):
         tower = {"arch": "frame_vit", "temporal": "transformer", "overrides": {**TINY, "patch_size": 8}}
     processor = Processor({"text": text, modality: proc})
     cfg = from_dict(
-        ModelConfig,
+        DualEncoderConfig,
         {"embed_dim": 8, "towers": {"text": {"arch": "bert", "overrides": TINY}, modality: tower}},
     )
     model = build_model(cfg, processor).eval()

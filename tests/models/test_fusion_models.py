@@ -168,7 +168,7 @@ def test_classifier_takes_audio_and_video_inputs(tmp_path):
             "video": VideoProcessor(VideoSettings(num_frames=3, image=ImageSettings(size=16))),
         }
     )
-    from omnifuse.models.factory import data_overrides
+    from omnifuse.models.data_overrides import data_overrides
 
     towers = {
         "audio": TowerConfig(arch="ast", pooling="mean", overrides=tiny),

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from omnifuse import runtime
 from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.processors import Processor, TextProcessor, build_word_tokenizer
-from omnifuse.models.config import ModelConfig
+from omnifuse.models.dual_encoder import DualEncoderConfig
 from omnifuse.models.factory import build_model
 from omnifuse.serve.app import create_app
 from omnifuse.serve.config import Limits, ServeConfig
@@ -37,7 +37,7 @@ def client(tmp_path_factory):
         {"text": text, "audio": AudioProcessor(sample_rate=8000, n_mels=16, max_seconds=1.6)}
     )
     cfg = from_dict(
-        ModelConfig,
+        DualEncoderConfig,
         {
             "embed_dim": 8,
             "towers": {
@@ -95,7 +95,8 @@ def test_embed_video(tmp_path):
     video = VideoProcessor(VideoSettings(num_frames=3, image=ImageSettings(size=16)))
     tower = {"arch": "frame_vit", "overrides": {**TINY, "patch_size": 8}}
     cfg = from_dict(
-        ModelConfig, {"embed_dim": 8, "towers": {"text": {"arch": "bert", "overrides": TINY}, "video": tower}}
+        DualEncoderConfig,
+        {"embed_dim": 8, "towers": {"text": {"arch": "bert", "overrides": TINY}, "video": tower}},
     )
     build_model(cfg, Processor({"text": text, "video": video})).eval().save_pretrained(tmp_path / "m")
     frames = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), dtype=np.uint8)

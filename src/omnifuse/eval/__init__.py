@@ -1,9 +1,12 @@
 """Evaluation: metrics, linear probes, plots and the HTML report.
 
-Pure functions of tensors, arrays and metric rows; nothing here imports a model or the
-training loop. scikit-learn, matplotlib and Pillow are imported only when a function needs them.
+Evaluators by name (`retrieval`, `classification`; a model kind's spec names its own), and
+pure functions of tensors, arrays and metric rows; nothing here imports the training loop. scikit-learn, matplotlib and Pillow are imported only when a function needs them.
 """
 
+from omnifuse.eval.base import Evaluator
+from omnifuse.eval.classification import ClassifierEvaluator
+from omnifuse.eval.evaluator import DualEncoderEvaluator
 from omnifuse.eval.linear_probe import linear_probe
 from omnifuse.eval.metrics import (
     bidirectional_retrieval,
@@ -14,6 +17,7 @@ from omnifuse.eval.metrics import (
     topk_accuracy,
 )
 from omnifuse.eval.plots import plot_confusion_matrix, plot_curves
+from omnifuse.eval.registry import EVALUATORS, build_evaluator, get_evaluator, register_evaluator
 from omnifuse.eval.report import (
     ImageSection,
     ReportSection,
@@ -28,6 +32,13 @@ from omnifuse.eval.report import (
 )
 
 __all__ = [
+    "EVALUATORS",
+    "ClassifierEvaluator",
+    "DualEncoderEvaluator",
+    "Evaluator",
+    "build_evaluator",
+    "get_evaluator",
+    "register_evaluator",
     "ImageSection",
     "ReportSection",
     "RetrievalExample",

@@ -8,8 +8,10 @@ MAE, RMSE and R^2.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,9 @@ import torch
 
 from omnifuse.data.sample import Sample
 from omnifuse.data.targets import label_of
+from omnifuse.eval.base import Evaluator
 from omnifuse.eval.evaluator import eval_batches
+from omnifuse.eval.registry import register_evaluator
 
 
 @dataclass
@@ -108,8 +112,9 @@ def regression_metrics(pred: np.ndarray, truth: list[Any]) -> dict[str, float]:
     }
 
 
+@register_evaluator("classification")
 @dataclass
-class ClassifierEvaluator:
+class ClassifierEvaluator(Evaluator):
     """Metrics of a FusionClassifier / MultiTaskModel on fixed samples (the trainer's evaluator)."""
 
     samples: Sequence[Sample]
@@ -118,6 +123,16 @@ class ClassifierEvaluator:
     group_key: str | None = None
     """Sample metadata/label key to report accuracy per group of (e.g. `qtype`)."""
     prefix: str = "val/"
+
+    @classmethod
+    def from_config(cls, config, samples, model, prefix: str = "val/") -> ClassifierEvaluator:
+        return cls(
+            samples,
+            batch_size=config.batch_size,
+            max_items=config.max_items,
+            group_key=config.group_key,
+            prefix=prefix,
+        )
 
     def evaluate(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
         samples = list(self.samples[: self.max_items] if self.max_items else self.samples)
@@ -147,8 +162,24 @@ class ClassifierEvaluator:
             metrics.update({prefix + k: v for k, v in m.items()})
         return metrics, details
 
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        return {self.prefix + k: v for k, v in self.evaluate(model)[0].items()}
+    def write_details(self, model: torch.nn.Module, out_dir: Path) -> list[Path]:
+        """Per-class report (JSON) and confusion-matrix plot of each single-label task."""
+        from omnifuse.eval.plots import plot_confusion_matrix
+
+        details = self.evaluate(model)[1]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for task, report in details.items():
+            if not report:
+                continue
+            stem = f"{task}_" if task else ""
+            path = out_dir / f"{stem}per_class.json"
+            path.write_text(json.dumps(report["per_class"], indent=2))
+            names = list(report["per_class"])
+            matrix = out_dir / f"{stem}confusion_matrix.png"
+            plot_confusion_matrix(report["confusion_matrix"], names, matrix)
+            written += [path, matrix]
+        return written
 
     def score(self, metrics: dict[str, float]) -> float:
         """Model selection without a configured metric: mean task accuracy (or micro-F1, or -RMSE)."""

@@ -10,8 +10,10 @@ import torch
 from omnifuse.data.loader import eval_loader
 from omnifuse.data.processors import first_text
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
+from omnifuse.eval.base import Evaluator
 from omnifuse.eval.linear_probe import linear_probe
 from omnifuse.eval.metrics import bidirectional_retrieval, topk_accuracy
+from omnifuse.eval.registry import register_evaluator
 from omnifuse.losses import no_gather
 from omnifuse.models.dual_encoder import DualEncoder
 from omnifuse.models.zero_shot import ZeroShotClassifier
@@ -73,8 +75,9 @@ def same_text_targets(
     return [rows[text] for text in texts]
 
 
+@register_evaluator("retrieval")
 @dataclass
-class DualEncoderEvaluator:
+class DualEncoderEvaluator(Evaluator):
     """Metrics on a fixed evaluation set; called by the trainer every `eval_every` steps.
 
     Retrieval pairs each item's first text (the canonical caption) with its other modality;
@@ -92,6 +95,22 @@ class DualEncoderEvaluator:
     templates: list[str] = field(default_factory=lambda: ["a {}"])
     only_single_object: bool = False
     prefix: str = "val/"
+
+    @classmethod
+    def from_config(cls, config, samples, model, prefix: str = "val/") -> DualEncoderEvaluator:
+        """Retrieval between the text tower (first, if any) and the next modality; zero-shot on
+        `config.label_key` when set."""
+        return cls(
+            samples,
+            pair=tuple(sorted(model.modalities, key=lambda m: m != "text")[:2]),
+            batch_size=config.batch_size,
+            max_items=config.max_items,
+            label_key=config.label_key,
+            class_names=config.class_names,
+            templates=config.templates,
+            only_single_object=config.only_single_object,
+            prefix=prefix,
+        )
 
     def retrieval(self, model: DualEncoder) -> dict[str, float]:
         subset = list(self.samples[: self.max_items])
@@ -131,11 +150,11 @@ class DualEncoderEvaluator:
             metrics["zero_shot/heldout_n"] = float(heldout.sum())
         return metrics
 
-    def __call__(self, model: DualEncoder) -> dict[str, float]:
+    def evaluate(self, model: DualEncoder) -> tuple[dict[str, float], dict]:
         metrics = self.retrieval(model)
         if self.label_key:
             metrics.update(self.zero_shot(model))
-        return {self.prefix + k: v for k, v in metrics.items()}
+        return metrics, {}
 
 
 def linear_probe_eval(

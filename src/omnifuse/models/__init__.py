@@ -1,12 +1,18 @@
-"""Model assemblies: DualEncoder (CLIP/SigLIP), zero-shot classifier; more to come."""
+"""Model kinds, each one folder registered as a `ModelSpec`; the thin factory; artifacts.
+
+Importing this package imports every built-in kind, which registers it.
+"""
 
 from omnifuse.models.artifact import ArtifactError
 from omnifuse.models.captioner import Captioner
-from omnifuse.models.dual_encoder import DualEncoder
+from omnifuse.models.dual_encoder import DualEncoder, DualEncoderConfig
 from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
+from omnifuse.models.fusion_classifier import FusionClassifier, FusionClassifierConfig
 from omnifuse.models.image_tokenizer import ImageTokenizer
 from omnifuse.models.masked_lm import MaskedLM  # registers the kind
+from omnifuse.models.multitask import MultiTaskConfig, MultiTaskModel
 from omnifuse.models.outputs import DualEncoderOutput
+from omnifuse.models.registry import ModelSpec, get_spec, model_configs, register_model_kind, spec_of
 from omnifuse.models.text_to_image import TextToImage
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
@@ -15,11 +21,21 @@ __all__ = [
     "ArtifactError",
     "Captioner",
     "DualEncoder",
+    "DualEncoderConfig",
     "DualEncoderOutput",
     "ImageTokenizer",
     "MaskedLM",
     "TextToImage",
+    "FusionClassifier",
+    "FusionClassifierConfig",
+    "ModelSpec",
+    "MultiTaskConfig",
+    "MultiTaskModel",
     "ZeroShotClassifier",
     "build_model",
+    "get_spec",
     "load_model",
+    "model_configs",
+    "register_model_kind",
+    "spec_of",
 ]

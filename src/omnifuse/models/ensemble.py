@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from omnifuse.fusion import FusionEnsemble
-from omnifuse.models.fusion_classifier import ClassifierOutput, FusionClassifier
+from omnifuse.models.fusion_classifier.model import ClassifierOutput, FusionClassifier
 from omnifuse.models.heads import probabilities
 
 

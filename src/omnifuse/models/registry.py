@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from torch import nn
 
@@ -35,6 +36,15 @@ CAPABILITIES = frozenset(
 M = TypeVar("M", bound=type[nn.Module])
 
 
+class KindConfig(Protocol):
+    """A model kind's recipe config: a dataclass whose `type` field is the kind's name.
+
+    `Recipe.model` holds one of the registered kinds' configs (the union of `model_configs()`).
+    """
+
+    type: str
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the rest of the library needs to know about one model kind."""
@@ -46,17 +56,21 @@ class ModelSpec:
     model_class: type[nn.Module]
     """The model; it has `from_pretrained`, `save_pretrained` and `from_config`."""
     build: Callable[..., nn.Module]
-    """`build(config, processor, samples)` -> a fresh model; `samples` are the training data
-    (classifiers take their class names from them)."""
+    """`build(config, processor, samples=None)` -> a fresh model; `samples` are the training
+    data (classifiers take their class names from them)."""
     modalities: Callable[[Any], list[str]]
     """`modalities(config)` -> the input modalities the kind consumes, sorted."""
     capabilities: frozenset[str]
     """A subset of :data:`CAPABILITIES`."""
-    evaluator: Callable[..., Any] | None = None
-    """`evaluator(eval_config, val_samples, model)` -> an evaluator with `.evaluate(model)`,
-    or None when the kind has no validation metrics."""
+    evaluator: str | Callable[..., Any] | None = None
+    """How the kind is validated: the name of an evaluator registered in `omnifuse.eval`
+    (`retrieval`, `classification`), or a callable `evaluator(eval_config, val_samples, model)`
+    returning one; None when the kind has no validation metrics."""
     targets: Callable[[nn.Module], Any] | None = None
     """`targets(model)` -> what turns sample labels into tensors for the training loop, or None."""
+    processors: Callable[[Any], dict[str, Any]] | None = None
+    """`processors(config)` -> preprocessing the kind brings along, by modality (e.g. the
+    processors saved with a pretrained artifact it starts from); None: all built from the recipe."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Kind-specific hooks that a layer asks for by name (e.g. an export graph builder)."""
 
@@ -82,13 +96,17 @@ def register_model_kind(
     build: Callable[..., nn.Module],
     modalities: Callable[[Any], list[str]],
     capabilities: Sequence[str],
-    evaluator: Callable[..., Any] | None = None,
+    evaluator: str | Callable[..., Any] | None = None,
     targets: Callable[[nn.Module], Any] | None = None,
+    processors: Callable[[Any], dict[str, Any]] | None = None,
     **extras: Any,
 ) -> Callable[[M], M]:
     """Class decorator: register the decorated model class as the kind `name`.
 
-    It also sets `model_type = name` on the class, which is what its artifacts record.
+    `build(model_class, config, processor, samples)` receives the decorated class first, so a
+    kind's `build.py` never imports its `model.py` (which imports it); the spec binds the class,
+    and callers call `spec.build(config, processor, samples)`. The decorator also sets
+    `model_type = name` on the class, which is what its artifacts record.
     """
     unknown = sorted(set(capabilities) - CAPABILITIES)
     if unknown:
@@ -104,11 +122,12 @@ def register_model_kind(
             name=name,
             config_class=config,
             model_class=cls,
-            build=build,
+            build=partial(build, cls),
             modalities=modalities,
             capabilities=frozenset(capabilities),
             evaluator=evaluator,
             targets=targets,
+            processors=processors,
             extras=dict(extras),
         )
         return cls
@@ -119,7 +138,9 @@ def register_model_kind(
 def get_spec(name: str) -> ModelSpec:
     """The spec of a registered kind; a clear error naming the known kinds otherwise."""
     if name not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind '{name}'; known: {', '.join(sorted(MODEL_KINDS)) or 'none'}")
+        raise ValueError(
+            f"unknown model_type '{name}'; registered model kinds: {', '.join(sorted(MODEL_KINDS)) or 'none'}"
+        )
     return MODEL_KINDS[name]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from omnifuse.models.dual_encoder import DualEncoder
+from omnifuse.models.dual_encoder.model import DualEncoder
 
 DEFAULT_TEMPLATES = ("a {}", "a photo of a {}", "there is a {}")
 

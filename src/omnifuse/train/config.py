@@ -12,17 +12,19 @@ from typing import Any, Literal
 
 import yaml
 
+import omnifuse.models  # noqa: F401  (registers every built-in model kind)
 from omnifuse.data.audio import AudioSettings
 from omnifuse.data.processors import ImageSettings
 from omnifuse.data.video import VideoSettings
-from omnifuse.models.config import MODEL_CONFIGS, ModelConfig
-from omnifuse.models.registry import model_configs
+from omnifuse.models.registry import KindConfig, model_configs
 from omnifuse.utils.config import ConfigError, from_dict, set_by_path, to_dict
 
 
 @dataclass
 class DataConfig:
-    train: str = ""
+    """Where the samples come from and how the training loop reads them."""
+
+    train: str
     """Training data: a JSONL/CSV manifest, a shard directory (with index.json) or an image folder."""
     val: str | None = None
     """Validation data, same kinds; evaluated every `train.eval_every` steps."""
@@ -141,14 +143,23 @@ class EvalConfig:
 
 @dataclass
 class Recipe:
+    """A whole run: data, preprocessing, model, training and evaluation."""
+
+    data: DataConfig
+    """Training (and validation) data."""
+    model: KindConfig
+    """The config of one registered model kind (the union of `model_configs()`: dual_encoder,
+    fusion_classifier, multitask, ...), chosen by `model.type`."""
     name: str = "run"
+    """The run's name: its directory is `output_dir/name`."""
     output_dir: str = "runs"
-    data: DataConfig = field(default_factory=lambda: DataConfig(train="?"))
+    """Where run directories are created."""
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
-    model: Any = field(default_factory=lambda: ModelConfig(from_hf="?"))
-    """A DualEncoder, FusionClassifier or MultiTask config, chosen by `model.type`."""
+    """Preprocessing per modality (tokenizer, image, video and audio settings)."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    """The training loop: optimizer, schedule, precision, checkpoints, early stopping."""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """Validation metrics settings."""
 
     @property
     def run_dir(self) -> Path:
@@ -177,7 +188,7 @@ def recipe_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     if not isinstance(model, dict):
         raise ConfigError(f"'model' must be a mapping; got {model!r}")
     kind = model.get("type", "dual_encoder")
-    configs = {**MODEL_CONFIGS, **model_configs()}  # registered kinds bring their own configs
+    configs = model_configs()
     if kind not in configs:
         raise ConfigError(f"'model.type' must be one of {', '.join(map(repr, configs))}; got {kind!r}")
     data["model"] = from_dict(configs[kind], model, prefix="model.")

@@ -12,12 +12,10 @@ from omnifuse.data.processors import ImageProcessor, Processor, TextProcessor, b
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
 from omnifuse.data.video import VideoProcessor
-from omnifuse.eval.classification import ClassifierEvaluator
-from omnifuse.eval.evaluator import DualEncoderEvaluator
-from omnifuse.models.artifact import resolve_artifact_dir
-from omnifuse.models.config import ModelConfig
-from omnifuse.models.factory import build_model, registered_spec
-from omnifuse.models.fusion_factory import dual_encoder_modalities, fusion_model_modalities, targets_for
+from omnifuse.eval.base import Evaluator
+from omnifuse.eval.registry import build_evaluator as evaluator_for
+from omnifuse.models.factory import build_model
+from omnifuse.models.registry import get_spec, spec_of
 from omnifuse.train.checkpoint import latest_checkpoint
 from omnifuse.train.config import Recipe, dump_recipe
 from omnifuse.train.loop import Trainer, TrainResult, seed_everything
@@ -42,13 +40,8 @@ def load_recipe_data(recipe: Recipe) -> RecipeData:
 
 
 def model_modalities(recipe: Recipe) -> list[str]:
-    cfg = recipe.model
-    spec = registered_spec(cfg)
-    if spec is not None:
-        return spec.modalities(cfg)
-    if isinstance(cfg, ModelConfig):
-        return sorted(cfg.towers) or ["image", "text"]
-    return fusion_model_modalities(cfg)
+    """The modalities the recipe's model consumes (its kind's spec says)."""
+    return get_spec(recipe.model.type).modalities(recipe.model)
 
 
 def check_data_has(modalities: list[str], samples: list[Sample], recipe: Recipe) -> None:
@@ -88,11 +81,8 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
     A fusion model started from a DualEncoder artifact keeps that artifact's preprocessing.
     """
     modalities = model_modalities(recipe)
-    procs = {}
-    taken = [] if isinstance(recipe.model, ModelConfig) else dual_encoder_modalities(recipe.model)
-    if taken:
-        saved = Processor.load(resolve_artifact_dir(recipe.model.from_dual_encoder)).processors
-        procs.update({m: saved[m] for m in taken})
+    spec = get_spec(recipe.model.type)
+    procs = dict(spec.processors(recipe.model)) if spec.processors else {}
     towers = getattr(recipe.model, "encoders", None) or getattr(recipe.model, "towers", None) or {}
     for m, tower in sorted(towers.items()):  # a tower from an artifact keeps its preprocessing
         if tower.source == "omnifuse" and m != "text" and m not in procs:  # (text: its tokenizer, below)
@@ -135,26 +125,10 @@ def build_audio_processor(
 
 
 def build_evaluator(recipe: Recipe, val: list[Sample] | None, model):
+    """The validation evaluator that the model's kind names in its spec (None without val data)."""
     if not val:
         return None
-    ev = recipe.eval
-    spec = registered_spec(recipe.model)
-    if spec is not None:
-        return spec.evaluator(ev, val, model) if spec.evaluator else None
-    if not isinstance(recipe.model, ModelConfig):
-        return ClassifierEvaluator(
-            val, batch_size=ev.batch_size, max_items=ev.max_items, group_key=ev.group_key
-        )
-    return DualEncoderEvaluator(
-        val,
-        pair=tuple(sorted(model.modalities, key=lambda m: m != "text")[:2]),
-        batch_size=ev.batch_size,
-        max_items=ev.max_items,
-        label_key=ev.label_key,
-        class_names=ev.class_names,
-        templates=ev.templates,
-        only_single_object=ev.only_single_object,
-    )
+    return evaluator_for(spec_of(model).evaluator, recipe.eval, val, model)
 
 
 def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
@@ -164,8 +138,8 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(recipe.train.seed, recipe.train.deterministic)  # before the model's random init
     latest = latest_checkpoint(run_dir / "checkpoints") if resume else None
-    spec = registered_spec(recipe.model)
-    prepare = spec.extras.get("prepare") if spec is not None else None
+    spec = get_spec(recipe.model.type)
+    prepare = spec.extras.get("prepare")
     # A resumed run reuses the saved preprocessing (tokenizer included), never a rebuilt one.
     saved = Processor.load(latest / "model") if latest else None
     if prepare is not None:  # the kind reads its data and builds its preprocessing itself
@@ -177,50 +151,25 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
         processor = saved or build_processor(recipe, data.train)
     model = build_model(recipe.model, processor, data.train)
     dump_recipe(recipe, run_dir / "config.yaml")
-    is_fusion = spec is None and not isinstance(recipe.model, ModelConfig)
-    if spec is not None:
-        targets = spec.targets(model) if spec.targets else None
-    else:
-        targets = targets_for(model) if is_fusion else None
+    evaluator = build_evaluator(recipe, data.val, model)
     trainer = Trainer(
         model,
         data.train,
         recipe.train,
         run_dir,
-        evaluator=build_evaluator(recipe, data.val, model),
+        evaluator=evaluator,
         strict=recipe.data.strict,
         group_size=recipe.data.group_size,
         cache_decoded=recipe.data.cache_decoded,
-        targets=targets,
+        targets=spec.targets(model) if spec.targets else None,
         allow_missing=recipe.data.allow_missing,
     )
     result = trainer.fit(resume=resume)
     if trainer.accelerator.is_main_process:
         plot_curves(result.metrics, run_dir / "plots")
-        if is_fusion and data.val:
-            write_classifier_details(trainer.unwrapped, data.val, recipe, run_dir / "plots")
+        if isinstance(evaluator, Evaluator):  # per-class reports, confusion matrices: its details
+            evaluator.write_details(trainer.unwrapped, run_dir / "plots")
     return result
-
-
-def write_classifier_details(model, val: list[Sample], recipe: Recipe, out_dir: Path) -> None:
-    """Per-class report (JSON) and confusion matrix plot of each single-label task, on `val`."""
-    import json
-
-    from omnifuse.eval.plots import plot_confusion_matrix
-
-    ev = recipe.eval
-    evaluator = ClassifierEvaluator(
-        val, batch_size=ev.batch_size, max_items=ev.max_items, group_key=ev.group_key
-    )
-    _, details = evaluator.evaluate(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for task, report in details.items():
-        if not report:
-            continue
-        stem = f"{task}_" if task else ""
-        (out_dir / f"{stem}per_class.json").write_text(json.dumps(report["per_class"], indent=2))
-        names = list(report["per_class"])
-        plot_confusion_matrix(report["confusion_matrix"], names, out_dir / f"{stem}confusion_matrix.png")
 
 
 def summarize(result: TrainResult) -> dict[str, float]:

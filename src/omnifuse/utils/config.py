@@ -26,8 +26,8 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if tp is Any:
-        return value
+    if tp is Any or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return value  # an already-built (and so already validated) config
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -92,6 +92,13 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     if unknown:
         allowed = ", ".join(sorted(fields))
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys here: {allowed}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    ]
+    if missing:
+        raise ConfigError(f"'{prefix}{missing[0]}' is required")
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
     try:
         return cls(**kwargs)

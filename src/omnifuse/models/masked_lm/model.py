@@ -223,7 +223,10 @@ def token_counts(processor: Processor, samples: Sequence[Sample], max_samples: i
     return out
 
 
-def build(cfg: MaskedLMConfig, processor: Processor, samples: Sequence[Sample] | None = None) -> MaskedLM:
+def build(
+    cls: type[MaskedLM], cfg: MaskedLMConfig, processor: Processor, samples: Sequence[Sample] | None = None
+) -> MaskedLM:
+    """`cls` is the MaskedLM class (bound by the registry)."""
     import transformers
 
     tok = processor["text"].tokenizer
@@ -246,7 +249,7 @@ def build(cfg: MaskedLMConfig, processor: Processor, samples: Sequence[Sample] |
         )
         model_cls = transformers.BertForPreTraining if cfg.nsp else transformers.BertForMaskedLM
         model = instantiate(model_cls, config, None)
-    lm = MaskedLM(model, processor, cfg.nsp, cfg.nsp_weight, cfg.pooling).train()
+    lm = cls(model, processor, cfg.nsp, cfg.nsp_weight, cfg.pooling).train()
     if samples:
         lm.token_counts = token_counts(processor, samples)
     return lm

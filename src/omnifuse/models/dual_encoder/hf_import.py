@@ -48,7 +48,8 @@ def _hf_processor(name_or_path: str) -> Processor:
     return Processor(procs)
 
 
-def dual_encoder_from_hf(name_or_path: str):
+def dual_encoder_from_hf(cls: type[nn.Module], name_or_path: str) -> nn.Module:
+    """`cls` is the DualEncoder class (passed in: this module is imported by it)."""
     from transformers import (
         AutoConfig,
         CLIPModel,
@@ -59,15 +60,13 @@ def dual_encoder_from_hf(name_or_path: str):
         SiglipVisionModel,
     )
 
-    from omnifuse.models.dual_encoder import DualEncoder
-
     config = AutoConfig.from_pretrained(name_or_path)
     if config.model_type == "clip":
         hf = CLIPModel.from_pretrained(name_or_path).eval()
         text = _tower(hf, "text_model", CLIPTextModel, config.text_config, "text")
         image = _tower(hf, "vision_model", CLIPVisionModel, config.vision_config, "image")
         projections = {"text": hf.text_projection, "image": hf.visual_projection}
-        model = DualEncoder(
+        model = cls(
             {"text": text, "image": image}, config.projection_dim, ClipLoss(), projections=projections
         )
     elif config.model_type == "siglip":
@@ -76,7 +75,7 @@ def dual_encoder_from_hf(name_or_path: str):
         image = _tower(hf, "vision_model", SiglipVisionModel, config.vision_config, "image")
         # SigLIP's towers end in their own heads: no extra projection.
         projections = {"text": nn.Identity(), "image": nn.Identity()}
-        model = DualEncoder(
+        model = cls(
             {"text": text, "image": image},
             config.vision_config.hidden_size,
             SigLipLoss(),

@@ -1,4 +1,5 @@
-"""Recipe config -> FusionClassifier / MultiTaskModel: encoders, fusion, heads, class names.
+"""What building the fusion kinds (fusion_classifier, multitask) shares: encoders (from config
+or a trained DualEncoder), the fusion module, class names and weights from the training data.
 
 Build-time checks name the problem and the fix: a token-based fusion over encoders that give
 only pooled vectors, a fusion that cannot take this many modalities, mismatched sizes.
@@ -9,26 +10,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from torch import nn
-
 from omnifuse.data.processors import Processor
 from omnifuse.data.sample import Sample
-from omnifuse.data.targets import TargetEncoder, Targets, class_names_from, label_of
+from omnifuse.data.targets import class_names_from, label_of
 from omnifuse.encoders.base import Encoder
 from omnifuse.encoders.factory import build_encoder
+from omnifuse.encoders.freezing import freeze
 from omnifuse.encoders.lora import apply_lora
-from omnifuse.fusion import build_fusion, check_inputs
-from omnifuse.models.config import FusionClassifierConfig, FusionModelConfig, MultiTaskConfig, TaskConfig
-from omnifuse.models.fusion_classifier import FusionClassifier
-from omnifuse.models.multitask import MultiTaskModel, TaskSpec, label_batch_key
+from omnifuse.fusion import Fusion, build_fusion, check_inputs
+from omnifuse.models.artifact import read_config, resolve_artifact_dir
+from omnifuse.models.data_overrides import data_overrides
+from omnifuse.models.dual_encoder.model import DualEncoder
+from omnifuse.models.multimodal_config import FusionModelConfig, TaskConfig
 
 
 def dual_encoder_modalities(cfg: FusionModelConfig) -> list[str]:
     """The towers taken from `from_dual_encoder` (none without one)."""
     if not cfg.from_dual_encoder:
         return []
-    from omnifuse.models.artifact import read_config, resolve_artifact_dir
-
     towers = sorted(read_config(resolve_artifact_dir(cfg.from_dual_encoder), "dual_encoder")["towers"])
     wanted = cfg.dual_encoder_towers if cfg.dual_encoder_towers is not None else towers
     unknown = sorted(set(wanted) - set(towers))
@@ -38,17 +37,24 @@ def dual_encoder_modalities(cfg: FusionModelConfig) -> list[str]:
 
 
 def fusion_model_modalities(cfg: FusionModelConfig) -> list[str]:
+    """Every modality the model consumes: the taken DualEncoder towers and the configured encoders."""
     return sorted(set(dual_encoder_modalities(cfg)) | set(cfg.encoders))
 
 
-def build_encoders(cfg: FusionModelConfig, processor: Processor, data_overrides) -> dict[str, Encoder]:
+def dual_encoder_processors(cfg: FusionModelConfig) -> dict[str, Processor]:
+    """The preprocessing saved with `from_dual_encoder`, for the towers taken from it."""
+    taken = dual_encoder_modalities(cfg)
+    if not taken:
+        return {}
+    saved = Processor.load(resolve_artifact_dir(cfg.from_dual_encoder)).processors
+    return {m: saved[m] for m in taken}
+
+
+def build_encoders(cfg: FusionModelConfig, processor: Processor) -> dict[str, Encoder]:
     """From-config towers, plus (overridden by) a trained DualEncoder's towers; then LoRA."""
     encoders: dict[str, Encoder] = {}
     taken = dual_encoder_modalities(cfg)
     if taken:
-        from omnifuse.encoders.freezing import freeze
-        from omnifuse.models.dual_encoder import DualEncoder
-
         towers = DualEncoder.from_pretrained(cfg.from_dual_encoder).train().towers
         for m in taken:
             encoders[m] = towers[m]
@@ -73,7 +79,7 @@ def build_encoders(cfg: FusionModelConfig, processor: Processor, data_overrides)
     return encoders
 
 
-def build_fusion_for(cfg: FusionModelConfig, encoders: dict[str, Encoder], num_outputs: int | None):
+def build_fusion_for(cfg: FusionModelConfig, encoders: dict[str, Encoder], num_outputs: int | None) -> Fusion:
     dims = {m: int(e.hidden_size) for m, e in encoders.items()}
     tokens = cfg.inputs == "tokens" and all(getattr(e, "provides_tokens", True) for e in encoders.values())
     check_inputs(cfg.fusion.name, dims, tokens_available=tokens, **cfg.fusion.kwargs)
@@ -97,38 +103,3 @@ def resolve_task(
         total = sum(counts[c] for c in names)
         weights = [total / (len(names) * max(counts[c], 1)) for c in names]
     return names, weights
-
-
-def build_fusion_model(cfg: FusionModelConfig, processor: Processor, samples, data_overrides) -> nn.Module:
-    encoders = build_encoders(cfg, processor, data_overrides)
-    if isinstance(cfg, FusionClassifierConfig):
-        names, weights = resolve_task(cfg.task, samples)
-        n = 1 if cfg.task.kind == "regression" else len(names)
-        return FusionClassifier(
-            encoders, build_fusion_for(cfg, encoders, n), task=cfg.task.kind, class_names=names,
-            label_key=cfg.task.label, head_hidden=cfg.head_hidden, dropout=cfg.dropout,
-            class_weights=weights, inputs=cfg.inputs, processor=processor,
-        )  # fmt: skip
-    if isinstance(cfg, MultiTaskConfig):
-        specs = {}
-        for t, task in cfg.tasks.items():
-            names, _ = resolve_task(task, samples)
-            specs[t] = TaskSpec(task.kind, names, task.label, task.weight)
-        return MultiTaskModel(
-            encoders, build_fusion_for(cfg, encoders, None), specs, sharing=cfg.sharing,
-            loss_weighting=cfg.loss_weighting, soft_l2=cfg.soft_l2, head_hidden=cfg.head_hidden,
-            dropout=cfg.dropout, inputs=cfg.inputs, processor=processor,
-        )  # fmt: skip
-    raise ValueError(f"not a fusion model config: {type(cfg).__name__}")
-
-
-def targets_for(model: nn.Module) -> Targets:
-    """The label encoders that put a model's training targets into each batch."""
-    if isinstance(model, MultiTaskModel):
-        return Targets(
-            [
-                TargetEncoder(s.label_key, s.kind, s.class_names, label_batch_key(t))
-                for t, s in model.tasks.items()
-            ]
-        )
-    return Targets([TargetEncoder(model.label_key, model.task, model.class_names, "labels")])

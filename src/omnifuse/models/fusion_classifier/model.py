@@ -17,6 +17,8 @@ from omnifuse.data.processors import Processor
 from omnifuse.encoders.base import Encoder
 from omnifuse.fusion import Fusion, build_fusion
 from omnifuse.models.artifact import ArtifactMixin
+from omnifuse.models.fusion_classifier.build import build, targets
+from omnifuse.models.fusion_classifier.config import FusionClassifierConfig
 from omnifuse.models.heads import build_head, check_task, head_config, probabilities, task_loss
 from omnifuse.models.multimodal import (
     check_fusion_fits,
@@ -24,6 +26,8 @@ from omnifuse.models.multimodal import (
     encoders_config,
     encoders_from_config,
 )
+from omnifuse.models.multimodal_build import dual_encoder_processors, fusion_model_modalities
+from omnifuse.models.registry import register_model_kind
 
 
 @dataclass
@@ -36,6 +40,16 @@ class ClassifierOutput:
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+@register_model_kind(
+    "fusion_classifier",
+    config=FusionClassifierConfig,
+    build=build,
+    modalities=fusion_model_modalities,
+    capabilities=("classify",),
+    evaluator="classification",
+    targets=targets,
+    processors=dual_encoder_processors,
+)
 class FusionClassifier(ArtifactMixin, nn.Module):
     """Built from modules: ``FusionClassifier({"text": t, "image": i}, build_fusion("gated", dims), ...)``.
 
@@ -45,8 +59,6 @@ class FusionClassifier(ArtifactMixin, nn.Module):
     sequences and pooled vectors, "pooled" only pooled vectors (token-level strategies refuse). Decision-level fusion (late fusion) already
     gives logits, so no head is added on top of it.
     """
-
-    model_type = "fusion_classifier"
 
     def __init__(
         self,

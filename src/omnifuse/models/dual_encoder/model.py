@@ -21,7 +21,11 @@ from omnifuse.encoders.registry import encoder_from_config
 from omnifuse.layers.projection import build_projection
 from omnifuse.losses import LOSSES, build_loss
 from omnifuse.models.artifact import ArtifactMixin
+from omnifuse.models.dual_encoder.build import build
+from omnifuse.models.dual_encoder.config import DualEncoderConfig
+from omnifuse.models.dual_encoder.hf_import import dual_encoder_from_hf
 from omnifuse.models.outputs import DualEncoderOutput
+from omnifuse.models.registry import register_model_kind
 
 
 def _projection_kind(module: nn.Module) -> tuple[str, bool]:
@@ -43,6 +47,14 @@ def _loss_config(loss: nn.Module) -> dict[str, Any]:
     return {"name": names[type(loss)], "kwargs": kwargs}
 
 
+@register_model_kind(
+    "dual_encoder",
+    config=DualEncoderConfig,
+    build=build,
+    modalities=DualEncoderConfig.modalities,
+    capabilities=("embed", "zero_shot"),
+    evaluator="retrieval",
+)
 class DualEncoder(ArtifactMixin, nn.Module):
     """Towers per modality + projection heads + a learnable temperature (and bias for SigLIP).
 
@@ -52,8 +64,6 @@ class DualEncoder(ArtifactMixin, nn.Module):
     over the aligned pairs: every pair, or with `anchor` set, each modality with the anchor
     only (ImageBind-style binding).
     """
-
-    model_type = "dual_encoder"
 
     def __init__(
         self,
@@ -190,6 +200,4 @@ class DualEncoder(ArtifactMixin, nn.Module):
     @classmethod
     def from_hf(cls, name_or_path: str) -> DualEncoder:
         """Load an HF `CLIPModel` or `SiglipModel` (directory or hub name)."""
-        from omnifuse.models.hf_import import dual_encoder_from_hf
-
-        return dual_encoder_from_hf(name_or_path)
+        return dual_encoder_from_hf(cls, name_or_path)

@@ -30,19 +30,14 @@ from omnifuse.models.multimodal import (
     encoders_config,
     encoders_from_config,
 )
+from omnifuse.models.multimodal_build import dual_encoder_processors, fusion_model_modalities
+from omnifuse.models.multitask.build import build, targets
+from omnifuse.models.multitask.config import MultiTaskConfig
+from omnifuse.models.multitask.tasks import TaskSpec, label_batch_key
+from omnifuse.models.registry import register_model_kind
 
 SHARING = ("hard", "soft")
 WEIGHTINGS = ("fixed", "uncertainty")
-
-
-@dataclass
-class TaskSpec:
-    """One task: its kind, classes (not for regression), label key and fixed loss weight."""
-
-    kind: str = "single_label"
-    class_names: list[str] | None = None
-    label_key: str = "label"
-    weight: float = 1.0
 
 
 @dataclass
@@ -52,10 +47,6 @@ class MultiTaskOutput:
     logits: dict[str, torch.Tensor]
     loss: torch.Tensor | None = None
     task_losses: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def label_batch_key(task: str) -> str:
-    return f"labels/{task}"
 
 
 class _Trunk(nn.Module):
@@ -73,14 +64,22 @@ class _Trunk(nn.Module):
         return self.fusion(features, present).fused  # (B, F)
 
 
+@register_model_kind(
+    "multitask",
+    config=MultiTaskConfig,
+    build=build,
+    modalities=fusion_model_modalities,
+    capabilities=("classify",),
+    evaluator="classification",
+    targets=targets,
+    processors=dual_encoder_processors,
+)
 class MultiTaskModel(ArtifactMixin, nn.Module):
     """One head per task over shared (hard) or per-task L2-tied (soft) encoders + fusion.
 
     Labels come in the batch as `labels/<task>`; a task whose labels are absent from a batch
     adds no loss. `forward` returns every task's logits, `predict_proba` their probabilities.
     """
-
-    model_type = "multitask"
 
     def __init__(
         self,
