@@ -41,11 +41,10 @@ def build_evaluator(
     prefix: str = "val/",
 ) -> Evaluator | None:
     """The evaluator a kind's spec names (`spec.evaluator`: a registered name or a callable
-    `evaluator(config, samples, model)`), over `samples`; None when the kind has none."""
+    `evaluator(config, samples, model)`), over `samples`; None when the kind has none. `prefix`
+    applies to registered evaluators (a callable names its metrics itself)."""
     if evaluator is None:
         return None
     if isinstance(evaluator, str):
         return get_evaluator(evaluator).from_config(config, samples, model, prefix=prefix)
-    built = evaluator(config, samples, model)
-    built.prefix = prefix
-    return built
+    return evaluator(config, samples, model)
