@@ -7,7 +7,8 @@ import torch
 
 from omnifuse.bench.infer import CONFIGS, build_arch
 from omnifuse.cli.main import main
-from omnifuse.deploy.export.torch_cpu import Int8Linear, best_cpu_runner, onednn_int8_available
+from omnifuse.deploy.export.torch_cpu import best_cpu_runner
+from omnifuse.layers.quantized import QuantizedLinear, calibrate, default_weight_range, onednn_int8_available
 
 pytest.importorskip("onnxruntime")
 
@@ -48,13 +49,12 @@ def test_int8_linear_static_and_dynamic_match_fp32():
     linear = torch.nn.Linear(32, 24)
     x = torch.randn(5, 7, 32)
     want = linear(x).detach()
-    layer = Int8Linear(linear, torch.float32)
+    layer = QuantizedLinear.from_linear(linear, weight_range=default_weight_range())
+    layer.use_onednn = True  # oneDNN's qlinear_pointwise, as in omnifuse-best
     got = layer(x)  # dynamic activation scale
     assert got.shape == (5, 7, 24)
     assert torch.nn.functional.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.999
-    layer.observing = True
-    layer(x)
-    layer.freeze_scale()
+    calibrate(layer, lambda: layer(x))
     static = layer(x)
     assert torch.nn.functional.cosine_similarity(static.flatten(), want.flatten(), dim=0) > 0.999
 

@@ -15,7 +15,6 @@ import copy
 import gc
 import logging
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnifuse.data.processors import ImageProcessor, Processor
+from omnifuse.utils.cpu import cpu_info
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +166,38 @@ class RssSampler:
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    cpu, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu in ("unknown CPU", "x86_64", ""):
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+    info = cpu_info()
     return {
-        "cpu": cpu,
+        "cpu": info.model,
+        "cpu_line": info.describe(),
         "cores": os.cpu_count(),
         "threads": threads,
-        "isa": [f for f in wanted if f in flags],
+        "isa": info.isa,
+        "onednn_isa": info.to_dict()["onednn_isa"],
+        "onednn_max_isa": info.onednn_max_isa,
         "torch": torch.__version__,
     }
+
+
+def kernel_of(name: str) -> str:
+    """Which kernels a configuration runs on this CPU (omnifuse-best says it itself)."""
+    info = cpu_info()
+    if name in ("hf-eager-fp32", "ort-fp32"):
+        where = "ONNX Runtime MLAS" if name.startswith("ort") else "ATen/oneDNN"
+        return f"{where} fp32 ({torch.backends.cpu.get_cpu_capability()})"
+    if name == "torch-bf16":
+        if not info.onednn_bf16_usable:
+            return "oneDNN bf16 reference kernels (no AVX-512: slow; leave it out with --configs)"
+        return "oneDNN bf16 " + ("native (AVX512-BF16/AMX)" if info.onednn_bf16 else "emulated (AVX-512)")
+    if name == "torch-int8-dynamic":
+        return "fbgemm u8s8 dynamic (7-bit activations: exact without VNNI)"
+    if name == "ort-int8-dynamic":
+        if "amx_int8" in info.flags:
+            return "MLAS u8s8 AMX-INT8"
+        if info.vnni:
+            return "MLAS u8s8 VNNI"
+        return "MLAS u8s8 AVX2 (vpmaddubsw: full-range int8 weights saturate)"
+    return ""
 
 
 @dataclass
@@ -198,6 +212,8 @@ class InferRow:
     mean_cosine: float = float("nan")
     min_cosine: float = float("nan")
     setup_s: float = 0.0
+    """Preparation: build, quantize, calibrate, trials, compile and the warm-up runs."""
+    kernel: str = ""
     zero_shot_acc: float | None = None
     error: str | None = None
 
@@ -287,10 +303,6 @@ def build_runner(
             export_tower(model, modality, example, fp32)
         runner = _ort_runner(fp32, threads) if name == "ort-fp32" else _ort_int8_stock(fp32, threads)
         return runner, DESCRIPTIONS[name]
-    if name == "omnifuse-best":
-        from omnifuse.deploy.export.torch_cpu import best_cpu_runner
-
-        return best_cpu_runner(model, modality, example)
     raise ValueError(f"unknown inference configuration '{name}'; known: {list(CONFIGS)}")
 
 
@@ -409,10 +421,14 @@ def bench_infer(
                             compile_best,
                             calib if static_best else None,
                         )
+                        choice = run.choice
+                        row.kernel = f"{choice.name} {choice.kernels or ''}".strip()
+                        log.info("omnifuse-best: %s", row.description)
                     else:
                         run, row.description = build_runner(
                             name, model, modality, timing_batch, Path(tmp), threads
                         )
+                        row.kernel = kernel_of(name)
                     for b in sorted(set(batch_sizes)):  # warm-up (and compilation) at every size
                         run(_slice(pool, b))
                     emb = _embed_all(run, pool, largest)
@@ -472,7 +488,7 @@ def format_rows(result: dict[str, Any]) -> str:
     head = (
         ["config"]
         + [f"b{b} items/s" for b in sizes]
-        + ["p50 ms b1", "p99 ms b1", "peak MB", "cosine", "zero-shot"]
+        + ["p50 ms b1", "p99 ms b1", "peak MB", "prep s", "cosine", "zero-shot", "kernel"]
     )
     lines = [head]
     for r in result["rows"]:
@@ -487,15 +503,22 @@ def format_rows(result: dict[str, Any]) -> str:
                 f"{r['p50_ms']:.1f}",
                 f"{r['p99_ms']:.1f}",
                 f"{r['peak_rss_mb']:.0f}",
+                f"{r['setup_s']:.1f}",
                 f"{r['mean_cosine']:.5f}",
                 zs,
+                r.get("kernel", ""),
             ]
         )
     widths = [max(len(row[i]) for row in lines if i < len(row)) for i in range(len(head))]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
         for row in lines
     )
+    best = next((r for r in result["rows"] if r["name"] == "omnifuse-best" and not r["error"]), None)
+    footer = f"\nCPU: {result['machine']['cpu_line']}; {result['machine']['threads']} threads"
+    if best:
+        footer += f"\nomnifuse-best: {best['description']}"
+    return table + footer
 
 
 def zero_shot_eval(

@@ -65,6 +65,13 @@ def register(sub) -> None:
     group.add_argument("--finetune-steps", type=int, default=0, help="recovery fine-tuning after pruning")
     group.add_argument("--max-drop", type=float, default=None, help="int8: run QAT if quality drops more")
     group.add_argument("--qat-steps", type=int, default=100)
+    group.add_argument(
+        "--int8-weights",
+        choices=("full", "reduced"),
+        default=None,
+        help="int8: 'full' needs VNNI/AMX-INT8 for int8 kernels (elsewhere it runs exact float "
+        "matmuls); 'reduced' (7-bit) is exact in int8 on any x86 CPU (default: this CPU's choice)",
+    )
     group.add_argument("--student", default=None, help="distill: a student artifact instead of a preset")
     group.add_argument("--student-preset", default="tiny", choices=("tiny", "small", "base"))
     group.add_argument(
@@ -98,6 +105,7 @@ def run(args) -> int:
         temperature=args.temperature,
         max_drop=args.max_drop,
         qat_steps=args.qat_steps,
+        int8_weights=args.int8_weights,
         label_key=args.label_key,
         speed_batch=args.speed_batch,
         seed=args.seed,

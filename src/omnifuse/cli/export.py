@@ -23,6 +23,14 @@ def register(sub) -> None:
     parser.add_argument(
         "--quantize", default=None, help="'int8': also write <graph>.int8.onnx (dynamic int8)"
     )
+    parser.add_argument(
+        "--int8-weights",
+        choices=("full", "reduced"),
+        default=None,
+        help="with --quantize int8: 'reduced' (7-bit) weights are right on every x86 CPU with AVX2; "
+        "'full' ones only with VNNI/AMX-INT8 (recorded; runtime.load checks). Default: 'full' if this "
+        "CPU has VNNI, else 'reduced'",
+    )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed for fp32 graphs")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -33,7 +41,13 @@ def run_export(args) -> int:
 
     if args.format not in FORMATS:
         raise ValueError(f"unknown export format '{args.format}'; known: {list(FORMATS)}")
-    options = ExportOptions(opset=args.opset, optimize=args.optimize, quantize=args.quantize, atol=args.atol)
+    options = ExportOptions(
+        opset=args.opset,
+        optimize=args.optimize,
+        quantize=args.quantize,
+        atol=args.atol,
+        int8_weights=args.int8_weights,
+    )
     report = export_onnx(args.model, args.out, options, overwrite=args.overwrite)
     for p in report.parity:
         print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -12,6 +11,7 @@ from omnifuse.cli import compress as compress_verb
 from omnifuse.cli import export as export_verb
 from omnifuse.cli import index as index_verb
 from omnifuse.cli import serve as serve_verb
+from omnifuse.utils.logs import configure_cli_logging
 
 VERBS = (
     data,
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  omnifuse train recipes/shapes_clip.yaml --set train.max_steps=200\n"
         "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, third-party INFO included"
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb in VERBS:
         verb.register(sub)
@@ -47,10 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_cli_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -6,7 +6,7 @@ A compressed artifact's `config.json` carries a ``"compression"`` entry::
      "dtype": "float16",                       # optional: cast the whole model first
      "modules": {"towers.text.model.encoder.layer.0.attention.self.query":
                      {"kind": "quantized_linear", "in_features": 64, "out_features": 64,
-                      "bias": true, "activations": "dynamic"}, ...},
+                      "bias": true, "activations": "dynamic", "weight_range": "full"}, ...},
      "attrs": {"towers.text.model.encoder.layer.0.attention.self": {"num_attention_heads": 1}},
      ...}                                      # anything else is information (sparsity, ranks)
 
@@ -49,7 +49,9 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
     if kind == "linear":
         return nn.Linear(i, o, bias=bias)
     if kind == "quantized_linear":
-        return QuantizedLinear(i, o, bias, spec.get("activations", "dynamic"))
+        return QuantizedLinear(
+            i, o, bias, spec.get("activations", "dynamic"), spec.get("weight_range", "full")
+        )
     if kind == "low_rank_linear":
         return LowRankLinear(i, o, spec["rank"], bias)
     raise ValueError(

@@ -65,6 +65,22 @@ class OnnxPredictor(Predictor):
         for name in graphs:  # fail at load time, not at the first request
             graph_path(directory, name, variant)
         self.graphs = list(graphs)
+        if self.graphs and self.variant_used == "int8":
+            self._check_int8(config.get("export", {}).get("int8") or {})
+
+    def _check_int8(self, int8: dict[str, Any]) -> None:
+        """Refuse int8 graphs whose weights this CPU's kernels would get wrong (full range, no VNNI)."""
+        from omnifuse.utils.cpu import cpu_info, unmet_requirements
+
+        # artifacts from before the field have full-range weights
+        why = unmet_requirements(int8.get("requires", ["vnni"]), cpu_info(), onednn=False)
+        if why is not None:
+            weights = int8.get("weight_range", "full")
+            raise ValueError(
+                f"{self.directory}: the int8 ONNX graphs ({weights}-range weights) {why}, so their "
+                "results would be wrong here. Re-export with --quantize int8 --int8-weights reduced "
+                "(right on every x86 CPU with AVX2), or load variant='fp32'"
+            )
 
     @property
     def variant_used(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from omnifuse.data.sample import Sample
+from omnifuse.layers.quantized import linear_layers  # noqa: F401  (re-exported for the methods)
 
 
 @dataclass
@@ -49,6 +50,9 @@ class CompressOptions:
     qat_activations: bool = True
     """qat: fake-quantize Linear inputs as well as weights."""
     calib_batches: int = 8
+    int8_weights: str | None = None
+    """int8 methods: 'full' (int8 weights; exact int8 kernels need VNNI or AMX-INT8), 'reduced'
+    (7-bit weights: exact int8 kernels on every x86 CPU with AVX2) or None (this CPU's choice)."""
     label_key: str = "color_shape"
     speed_batch: int = 64
     speed_rounds: int = 10
@@ -70,6 +74,8 @@ class CompressOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.int8_weights not in (None, "full", "reduced"):
+            raise ValueError(f"int8_weights must be 'full' or 'reduced', got '{self.int8_weights}'")
         if self.batch_size < 1 or self.speed_batch < 1:
             raise ValueError("batch_size and speed_batch must be >= 1")
 
@@ -121,11 +127,6 @@ def register_method(name: str) -> Callable[[Method], Method]:
         return fn
 
     return wrap
-
-
-def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
-    """Every plain `nn.Linear` by dotted path (subclasses such as NonDynamicallyQuantizable too)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
 
 
 def read_json(path: Path) -> dict[str, Any]:

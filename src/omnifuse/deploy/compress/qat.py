@@ -20,24 +20,32 @@ from omnifuse.deploy.compress.base import CompressContext, MethodResult, linear_
 from omnifuse.deploy.compress.distill import distill_loss
 from omnifuse.deploy.compress.finetune import finetune
 from omnifuse.deploy.compress.quantize import calibrate_input_scales, int8_compression
-from omnifuse.layers.quantized import QMAX, QuantizedLinear, fake_quantize
+from omnifuse.layers.quantized import QMAX, QuantizedLinear, default_weight_range, fake_quantize, weight_qmax
 from omnifuse.layers.surgery import set_module
 
 
 class FakeQuantLinear(nn.Module):
     """A Linear that trains through int8 rounding of its weights (and inputs)."""
 
-    def __init__(self, linear: nn.Linear, activations: str = "dynamic", input_scale: float | None = None):
+    def __init__(
+        self,
+        linear: nn.Linear,
+        activations: str = "dynamic",
+        input_scale: float | None = None,
+        weight_range: str = "full",
+    ):
         super().__init__()
         self.linear = linear
+        self.weight_range = weight_range
         self.activations = activations
         self.quantize_inputs = True
         self.input_scale = input_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.linear.weight  # (out, in)
-        w_scale = (w.detach().abs().amax(dim=1, keepdim=True) / QMAX).clamp_min(1e-12)  # (out, 1)
-        w_q = fake_quantize(w, w_scale)
+        qmax = weight_qmax(self.weight_range)
+        w_scale = (w.detach().abs().amax(dim=1, keepdim=True) / qmax).clamp_min(1e-12)  # (out, 1)
+        w_q = fake_quantize(w, w_scale, qmax)
         if self.quantize_inputs:
             if self.activations == "dynamic":
                 x_scale = (x.detach().abs().amax(dim=-1, keepdim=True) / QMAX).clamp_min(1e-12)  # (..., 1)
@@ -47,7 +55,7 @@ class FakeQuantLinear(nn.Module):
         return F.linear(x, w_q, self.linear.bias)  # (..., out)
 
     def convert(self) -> QuantizedLinear:
-        return QuantizedLinear.from_linear(self.linear, self.activations, self.input_scale)
+        return QuantizedLinear.from_linear(self.linear, self.activations, self.input_scale, self.weight_range)
 
 
 def quantization_aware_finetune(model: nn.Module, ctx: CompressContext, activations: str) -> MethodResult:
@@ -65,8 +73,9 @@ def quantization_aware_finetune(model: nn.Module, ctx: CompressContext, activati
     if not layers:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layers to quantize")
     wrapped = {}
+    weight_range = opts.int8_weights or default_weight_range()
     for name, linear in layers.items():
-        fq = FakeQuantLinear(linear, activations, scales.get(name))
+        fq = FakeQuantLinear(linear, activations, scales.get(name), weight_range)
         fq.quantize_inputs = opts.qat_activations
         set_module(model, name, fq)
         wrapped[name] = fq

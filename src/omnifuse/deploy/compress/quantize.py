@@ -16,27 +16,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from omnifuse.data.sample import Sample
-from omnifuse.deploy.compress.base import CompressContext, MethodResult, linear_layers, register_method
+from omnifuse.deploy.compress.base import CompressContext, MethodResult, register_method
 from omnifuse.deploy.compress.data import iterate_batches
 from omnifuse.deploy.compress.measure import run_once
-from omnifuse.layers.quantized import QMAX, QuantizedLinear
-from omnifuse.layers.surgery import set_module
-
-
-def quantize_linears(
-    model: nn.Module, activations: str = "dynamic", input_scales: dict[str, float] | None = None
-) -> dict[str, dict]:
-    """Swap every nn.Linear for a QuantizedLinear in place; the module specs for config.json."""
-    layers = linear_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layers to quantize")
-    specs = {}
-    for name, linear in layers.items():
-        scale = (input_scales or {}).get(name)
-        q = QuantizedLinear.from_linear(linear, activations, scale)
-        set_module(model, name, q)
-        specs[name] = q.spec()
-    return specs
+from omnifuse.layers.quantized import (
+    default_weight_range,
+    int8_requirements,
+    observe_input_scales,
+    quantize_linears,
+)
 
 
 @torch.no_grad()
@@ -44,27 +32,16 @@ def calibrate_input_scales(
     model: nn.Module, samples: Sequence[Sample], batch_size: int, max_batches: int, progress: bool = True
 ) -> dict[str, float]:
     """Per-layer activation scale max|x| / 127 over the calibration batches (inputs of each Linear)."""
-    layers = linear_layers(model)
-    amax: dict[str, float] = {name: 0.0 for name in layers}
-
-    def hook(name):
-        def record(_module, inputs):
-            amax[name] = max(amax[name], float(inputs[0].detach().abs().max()))
-
-        return record
-
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in layers.items()]
     model.eval()
-    try:
+
+    def run() -> None:
         batches = iterate_batches(model, samples, batch_size)
         for i, batch in enumerate(tqdm(batches, desc="calibrate", disable=not progress, leave=False)):
             run_once(model, batch)
             if i + 1 >= max_batches:
                 break
-    finally:
-        for h in handles:
-            h.remove()
-    return {name: max(v, 1e-8) / QMAX for name, v in amax.items()}
+
+    return observe_input_scales(model, run)
 
 
 def int8_fraction(model: nn.Module) -> float:
@@ -74,13 +51,24 @@ def int8_fraction(model: nn.Module) -> float:
 
 
 def int8_compression(method: str, specs: dict[str, dict], **extra) -> dict:
-    return {"method": method, "weights": "int8 per-channel symmetric", "modules": specs, **extra}
+    """config.json's compression entry; `requires` names what exact int8 kernels need ('vnni')."""
+    weight_range = next(iter(specs.values()))["weight_range"]
+    return {
+        "method": method,
+        "weights": "int8 per-channel symmetric" + (" (7-bit)" if weight_range == "reduced" else ""),
+        "weight_range": weight_range,
+        "requires": int8_requirements(weight_range),
+        "modules": specs,
+        **extra,
+    }
 
 
 @register_method("dynamic-int8")
 def dynamic_int8(model: nn.Module, ctx: CompressContext) -> MethodResult:
     """Int8 weights, activations quantized per token at run time: no data needed."""
-    specs = quantize_linears(model, "dynamic")
+    specs = quantize_linears(
+        model, "dynamic", weight_range=ctx.options.int8_weights or default_weight_range()
+    )
     details = {"quantized_layers": len(specs), "int8_weight_fraction": int8_fraction(model)}
     return MethodResult(model, int8_compression("dynamic-int8", specs), details)
 
@@ -91,7 +79,7 @@ def static_int8(model: nn.Module, ctx: CompressContext) -> MethodResult:
     samples = ctx.require_calib("static-int8")
     opts = ctx.options
     scales = calibrate_input_scales(model, samples, opts.batch_size, opts.calib_batches, opts.progress)
-    specs = quantize_linears(model, "static", scales)
+    specs = quantize_linears(model, "static", scales, opts.int8_weights or default_weight_range())
     n = min(len(samples), opts.batch_size * opts.calib_batches)
     details = {
         "quantized_layers": len(specs),

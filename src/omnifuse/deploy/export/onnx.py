@@ -30,8 +30,10 @@ from omnifuse._optional import require
 from omnifuse.deploy.export.graphs import GraphSpec, graph_specs
 from omnifuse.deploy.export.parity import ExportParityError, ParityResult, compare, session_inputs
 from omnifuse.deploy.export.samples import sample_batches
+from omnifuse.layers.quantized import int8_requirements
 from omnifuse.models.artifact import CONFIG_FILE, write_config
 from omnifuse.runtime.torch_backend import runtime_config
+from omnifuse.utils.cpu import cpu_info
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,14 @@ class ExportOptions:
     """fp32 graphs: minimum mean cosine to PyTorch's outputs."""
     int8_min_cosine: float = 0.99
     """int8 graphs: minimum mean cosine to the fp32 PyTorch outputs (no atol: rounding is intended)."""
+    int8_weights: str | None = None
+    """int8 graphs: 'reduced' (7-bit weights: right on every x86 CPU with AVX2), 'full' (int8
+    weights: right only with VNNI or AMX-INT8; recorded, and checked by `runtime.load`) or None
+    ('full' where this CPU has VNNI, else 'reduced')."""
 
     def __post_init__(self) -> None:
+        if self.int8_weights not in (None, "full", "reduced"):
+            raise ValueError(f"int8_weights must be 'full' or 'reduced', got '{self.int8_weights}'")
         if self.quantize is not None and self.quantize not in QUANTIZE:
             raise ValueError(f"unknown quantization '{self.quantize}'; known: {list(QUANTIZE)}")
         if not 7 <= self.opset <= 21:
@@ -160,7 +168,17 @@ def optimize_graph(path: Path, hf_config: Any | None) -> str:
     return "onnxruntime SessionOptions ORT_ENABLE_EXTENDED (offline)"
 
 
-def quantize_graph(src: Path, dst: Path) -> str:
+def int8_weight_range(requested: str | None) -> str:
+    """The weight range of ONNX int8 graphs: as requested, else 'full' where this CPU has VNNI.
+
+    ONNX Runtime (MLAS) multiplies uint8 activations by int8 weights; without VNNI its AVX2
+    kernel (`vpmaddubsw`) saturates int16 pair sums for full-range weights, so those CPUs get
+    7-bit weights (`reduce_range=True`, ONNX Runtime's own advice).
+    """
+    return requested or ("full" if cpu_info().vnni else "reduced")
+
+
+def quantize_graph(src: Path, dst: Path, weight_range: str = "reduced") -> str:
     quant = require("onnxruntime.quantization", "deploy", "int8 quantization")
     import onnx
 
@@ -168,9 +186,11 @@ def quantize_graph(src: Path, dst: Path) -> str:
         str(src),
         str(dst),
         weight_type=quant.QuantType.QInt8,
+        reduce_range=weight_range == "reduced",
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    return "onnxruntime.quantization.quantize_dynamic (int8 weights, dynamic uint8 activations)"
+    bits = "7-bit (reduced-range)" if weight_range == "reduced" else "int8"
+    return f"onnxruntime.quantization.quantize_dynamic ({bits} weights, dynamic uint8 activations)"
 
 
 def check_graph(
@@ -266,6 +286,9 @@ def _export_into(
     (tmp / "onnx").mkdir()
     config = runtime_config(model, source)
     config["export"] = {"format": "onnx", "graphs": [s.name for s in specs], "quantize": options.quantize}
+    weight_range = int8_weight_range(options.int8_weights)
+    if options.quantize == "int8":  # what the int8 graphs need; runtime.load checks it
+        config["export"]["int8"] = {"weight_range": weight_range, "requires": int8_requirements(weight_range)}
     write_config(config, tmp / CONFIG_FILE)
     model.processor.save(tmp)
     report = ExportReport("", model.model_type, "onnx", asdict(options), versions=_versions())
@@ -277,7 +300,7 @@ def _export_into(
         info: dict[str, Any] = {"inputs": spec.input_names, "output": spec.output_name, "files": [path.name]}
         if options.quantize == "int8":  # from the plain graph: ORT's quantizer does not know fused ops
             qpath = path.with_name(f"{spec.name}.int8.onnx")
-            info["quantized_with"] = quantize_graph(path, qpath)
+            info["quantized_with"] = quantize_graph(path, qpath, weight_range)
             info["files"].append(qpath.name)
             int8 = check_graph(spec, qpath, batches, reference, "int8", None, options.int8_min_cosine)
         if options.optimize:

@@ -1,14 +1,21 @@
-"""omnifuse's best CPU configuration: int8 matmuls on oneDNN (AMX / VNNI) inside an
-inductor-compiled bf16 graph.
+"""omnifuse's best CPU configuration for a tower: the fastest candidate that is correct on this CPU.
 
-Every `nn.Linear` of the tower becomes `Int8Linear`: int8 weights (symmetric, per output
-channel, computed once) and activations quantized per tensor on the fly (asymmetric uint8,
-scale from the batch's min/max: no calibration set, robust to inputs unlike the training
-data), multiplied by oneDNN's `qlinear_pointwise` (the kernel PyTorch's own x86 inductor
-quantization lowers to; AMX-INT8 on Sapphire Rapids and later, VNNI before) with the bias
-fused and a bf16 output. Everything else (layer norm, attention, GELU) runs in bf16 (AMX-BF16).
-`torch.compile` with `freezing` then fuses the quantization arithmetic into the ops that
-produce each activation, so it costs almost no extra memory traffic.
+Candidates, from what this CPU offers (`omnifuse.utils.cpu.cpu_info`):
+
+- ``int8-onednn+bf16``: every `nn.Linear` a `QuantizedLinear` on oneDNN's `qlinear_pointwise`
+  (int8 weights per output channel, uint8 activations, bias fused; AMX-INT8 / VNNI), everything
+  else (layer norm, attention, GELU) in bf16. Only where oneDNN runs bf16 natively (AVX512-BF16 or
+  AMX-BF16): elsewhere bf16 outputs fall to slow reference kernels (tens of times slower on AVX2).
+- ``int8-onednn+fp32``: the same int8 layers, fp32 elsewhere.
+- ``int8-fbgemm+fp32``: PyTorch's fbgemm dynamic int8 linear (7-bit activations), fp32 elsewhere.
+- ``fp32``: the tower as it is.
+
+Weights are full range where oneDNN has VNNI / AMX-INT8 and 7-bit ("reduced") elsewhere, so
+the int8 products are exact on every x86 CPU with AVX2 (see `omnifuse.layers.quantized`).
+Each candidate is timed briefly in eager mode on a slice of the example batch and checked
+against fp32 (mean cosine >= `min_cosine`); the fastest correct one is kept and, with
+`compile`, compiled by `torch.compile` (inductor, freezing), which fuses the activation
+quantization into the ops that produce each activation.
 Reference: Jacob et al. 2018, "Quantization and Training of Neural Networks for Efficient
 Integer-Arithmetic-Only Inference", arXiv:1712.05877 (affine quantization).
 """
@@ -17,112 +24,26 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from omnifuse.layers.quantized import (
+    calibrate,
+    default_weight_range,
+    kernels_used,
+    onednn_int8_available,
+    quantize_linears,
+)
+from omnifuse.utils.cpu import cpu_info
+
 log = logging.getLogger(__name__)
 
-
-def onednn_int8_available() -> bool:
-    return (
-        hasattr(torch.ops, "onednn")
-        and hasattr(torch.ops.onednn, "qlinear_pointwise")
-        and (torch.backends.mkldnn.is_available())
-    )
-
-
-class Int8Linear(nn.Module):
-    """`nn.Linear` with int8 weights (per output channel) and dynamically quantized uint8 inputs."""
-
-    def __init__(self, linear: nn.Linear, out_dtype: torch.dtype = torch.bfloat16):
-        super().__init__()
-        w = linear.weight.detach().float()  # (N, K)
-        scale = w.abs().amax(1).clamp_min(1e-8) / 127.0  # (N,)
-        qw = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-        self.packed = torch.ops.onednn.qlinear_prepack(qw, None)
-        self.register_buffer("w_scale", scale, persistent=False)
-        self.register_buffer("w_zero", torch.zeros_like(scale, dtype=torch.long), persistent=False)
-        bias = None if linear.bias is None else linear.bias.detach().to(out_dtype)
-        self.register_buffer("bias", bias, persistent=False)
-        self.in_features, self.out_features, self.out_dtype = w.shape[1], w.shape[0], out_dtype
-
-    x_scale: float | None = None
-    """Static activation scale from calibration (None: dynamic, from each batch's min/max)."""
-    x_zero: int = 0
-    observing: bool = False
-
-    def observe(self, x: torch.Tensor) -> None:
-        lo, hi = torch.aminmax(x.detach().float())
-        self._lo = min(getattr(self, "_lo", 0.0), float(lo))
-        self._hi = max(getattr(self, "_hi", 0.0), float(hi))
-
-    def freeze_scale(self) -> None:
-        """Fix the activation scale and zero point to the range observed in calibration."""
-        lo, hi = getattr(self, "_lo", 0.0), getattr(self, "_hi", 0.0)
-        self.x_scale = max((hi - lo) / 255.0, 1e-8)
-        self.x_zero = int(round(-lo / self.x_scale))
-        self.observing = False
-
-    def _matmul(self, qx: torch.Tensor, scale, zero) -> torch.Tensor:
-        op = torch.ops.onednn.qlinear_pointwise
-        op = op.tensor if isinstance(scale, torch.Tensor) else op.default
-        return op(
-            qx,
-            scale,
-            zero,
-            self.packed,
-            self.w_scale,
-            self.w_zero,
-            self.bias,
-            1.0,
-            0,
-            self.out_dtype,
-            "none",
-            [],
-            "",
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, self.in_features)  # (M, K)
-        if self.observing:
-            self.observe(x2)
-        if self.x_scale is not None:  # static: a pure pointwise op that inductor fuses into x's producer
-            scale, zero = self.x_scale, self.x_zero
-            qx = torch.clamp(torch.round(x2.float() * (1.0 / scale)) + zero, 0, 255).to(torch.uint8)
-        else:
-            lo, hi = torch.aminmax(x2)
-            lo, hi = lo.float().clamp(max=0.0), hi.float().clamp(min=0.0)
-            scale = ((hi - lo) / 255.0).clamp_min(1e-8)
-            zero = torch.round(-lo / scale).to(torch.long)
-            qx = torch.clamp(torch.round(x2.float() / scale) + zero, 0, 255).to(torch.uint8)  # (M, K)
-        return self._matmul(qx, scale, zero).reshape(*shape[:-1], self.out_features)  # (..., N)
-
-
-def calibrate(module: nn.Module, run: Callable[[], object]) -> None:
-    """Static activation scales: observe every Int8Linear's input range while `run()` runs."""
-    layers = [m for m in module.modules() if isinstance(m, Int8Linear)]
-    for layer in layers:
-        layer.observing = True
-    with torch.inference_mode():
-        run()
-    for layer in layers:
-        layer.freeze_scale()
-
-
-def quantize_linears(module: nn.Module, out_dtype: torch.dtype = torch.bfloat16) -> int:
-    """Replace every nn.Linear under `module` with Int8Linear, in place; returns how many."""
-    count = 0
-    for name, child in module.named_children():
-        if isinstance(child, nn.Linear):
-            setattr(module, name, Int8Linear(child, out_dtype))
-            count += 1
-        else:
-            count += quantize_linears(child, out_dtype)
-    return count
+__all__ = ["BestChoice", "best_cpu_runner", "candidates", "onednn_int8_available"]
 
 
 class _Encode(nn.Module):
@@ -134,10 +55,68 @@ class _Encode(nn.Module):
         return self.model.encode(self.modality, dict(zip(self.names, tensors)))  # (B, E)
 
 
-BEST_DESCRIPTION = (
-    "int8 nn.Linear on oneDNN (per-channel int8 weights, dynamic per-tensor uint8 activations, "
-    "AMX-INT8) + bf16 elsewhere (AMX-BF16), compiled with torch.compile (inductor, freezing)"
-)
+def candidates() -> list[str]:
+    """The configurations worth trying on this CPU, in order of expected speed."""
+    info, names = cpu_info(), []
+    if onednn_int8_available():
+        if info.onednn_bf16:
+            names.append("int8-onednn+bf16")
+        names.append("int8-onednn+fp32")
+    names += ["int8-fbgemm+fp32", "fp32"]
+    return names
+
+
+@dataclass
+class BestChoice:
+    """What `best_cpu_runner` picked and why."""
+
+    name: str
+    weight_range: str | None
+    kernels: dict[str, int]
+    trials: dict[str, dict[str, float]]
+    """candidate -> {"items_per_s": eager speed on the trial batch, "mean_cosine": vs fp32}."""
+    prepare_s: float = 0.0
+
+    def describe(self) -> str:
+        tried = "; ".join(
+            f"{n} {t['items_per_s']:.1f}/s cos {t['mean_cosine']:.4f}" for n, t in self.trials.items()
+        )
+        weights = f", {self.weight_range}-range int8 weights" if self.weight_range else ""
+        kernels = f", kernels {self.kernels}" if self.kernels else ""
+        return f"picked {self.name}{weights}{kernels} (eager trials: {tried})"
+
+
+def _build(
+    model: nn.Module,
+    modality: str,
+    name: str,
+    names: list[str],
+    floats: set[str],
+    calibration: dict[str, torch.Tensor] | None,
+) -> tuple[nn.Module, Callable[[dict[str, torch.Tensor]], list[torch.Tensor]], str | None]:
+    fast = copy.deepcopy(model).eval()
+    tower = nn.ModuleDict({"tower": fast.towers[modality], "projection": fast.projections[modality]})
+    dtype = torch.bfloat16 if name.endswith("+bf16") else torch.float32
+    tower.to(dtype)
+
+    def args_of(batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        return [batch[k].to(dtype) if k in floats else batch[k] for k in names]
+
+    encode = _Encode(fast, modality, names).eval()
+    weight_range = None
+    if name.startswith("int8"):
+        weight_range = default_weight_range()
+        quantize_linears(tower, "dynamic", weight_range=weight_range, onednn=name.startswith("int8-onednn"))
+        if calibration is not None and name.startswith("int8-onednn"):
+            with torch.inference_mode():
+                calibrate(tower, lambda: encode(*args_of(calibration)))
+    return encode, args_of, weight_range
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    num = (a * b).sum(-1)
+    den = np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    return float((num / den).mean())
 
 
 def best_cpu_runner(
@@ -146,38 +125,60 @@ def best_cpu_runner(
     example: dict[str, torch.Tensor],
     compile: bool = True,
     calibration: dict[str, torch.Tensor] | None = None,
+    min_cosine: float = 0.99,
+    only: str | None = None,
 ) -> tuple[Callable[[dict[str, torch.Tensor]], np.ndarray], str]:
-    """A function (processed batch -> (B, E) float32 embeddings) and its description.
+    """A function (processed batch -> (B, E) float32 embeddings) and a description of the choice.
 
-    With `calibration` (a processed batch, not the evaluation items), activation scales are
-    static (calibrated once); without, they are computed from each batch.
+    With `calibration` (a processed batch, not the evaluation items), oneDNN activation scales are
+    static (calibrated once); without, they are computed from each batch. `only` skips the
+    trials and builds that candidate.
     """
-    if not onednn_int8_available():
-        raise ValueError("this PyTorch build has no oneDNN int8 kernels (torch.ops.onednn.qlinear_pointwise)")
-    fast = copy.deepcopy(model).eval()
-    tower = nn.ModuleDict({"tower": fast.towers[modality], "projection": fast.projections[modality]})
-    tower.to(torch.bfloat16)
-    n = quantize_linears(tower)
+    started = time.perf_counter()
     names = sorted(example)
     floats = {k for k, v in example.items() if v.is_floating_point()}
-
-    def args_of(batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        return [batch[k].to(torch.bfloat16) if k in floats else batch[k] for k in names]
-
-    encode = _Encode(fast, modality, names).eval()
-    if calibration is not None:
-        calibrate(tower, lambda: encode(*args_of(calibration)))
-    kind = "static (calibrated)" if calibration is not None else "dynamic per-tensor"
-    description = BEST_DESCRIPTION.replace("dynamic per-tensor", kind) + f" ({n} linear layers)"
+    options = candidates()
+    if only is not None:
+        if only not in options:
+            raise ValueError(f"candidate '{only}' is not available on this CPU; available: {options}")
+        options = [only]
+    trial = {k: v[: min(8, len(v))] for k, v in example.items()}
+    check = calibration if calibration is not None else trial
+    with torch.inference_mode():
+        want = model.encode(modality, check).float().numpy()
+    trials: dict[str, dict[str, float]] = {}
+    built = {}
+    for name in options:
+        encode, args_of, weight_range = _build(model, modality, name, names, floats, calibration)
+        with torch.inference_mode():
+            cos = _cosine(encode(*args_of(check)).float().numpy(), want)
+            encode(*args_of(trial))  # warm-up
+            t0 = time.perf_counter()
+            encode(*args_of(trial))
+            speed = len(next(iter(trial.values()))) / (time.perf_counter() - t0)
+        trials[name] = {"items_per_s": round(speed, 2), "mean_cosine": round(cos, 5)}
+        built[name] = (encode, args_of, weight_range)
+        log.info("best-config trial %s: %.1f items/s, mean cosine %.5f", name, speed, cos)
+    correct = [n for n in options if trials[n]["mean_cosine"] >= min_cosine] or ["fp32"]
+    name = max(correct, key=lambda n: trials.get(n, {}).get("items_per_s", 0.0))
+    if name not in built:  # nothing passed: fall back to fp32
+        built[name] = _build(model, modality, name, names, floats, None)
+    encode, args_of, weight_range = built[name]
+    choice = BestChoice(name, weight_range, kernels_used(encode), trials)
     fn: nn.Module | Callable = encode
     if compile:
         import torch._inductor.config as inductor_config
 
         inductor_config.freezing = True
         fn = torch.compile(encode, dynamic=False)
+    choice.prepare_s = round(time.perf_counter() - started, 2)
+    kind = "static (calibrated)" if calibration is not None else "dynamic"
+    mode = "torch.compile (inductor, freezing)" if compile else "eager"
+    description = f"{choice.describe()}; oneDNN int8 activations {kind}; {mode}"
 
     def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
         with torch.inference_mode():
             return fn(*args_of(batch)).float().numpy()
 
+    run.choice = choice  # type: ignore[attr-defined]
     return run, description
