@@ -231,3 +231,93 @@ def test_deadline_gives_503_and_a_disconnect_cancels_queued_work(slow_predictor,
         asyncio.run(asyncio.sleep(0.1))
     assert predictor.items < 1 + 4  # abandoned requests were cancelled before reaching the model
     assert 'reason="client_disconnected"' in httpx.get(f"{server.url}/metrics").text
+
+
+def _parser_attacks() -> dict[str, tuple[bytes, str | None, int, str]]:
+    """name -> (body, content type, expected status, a fragment of the error message): bodies
+    that break JSON parsers. Each is sent to every POST endpoint."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    json_type = "application/json"
+    return {
+        "100,000 nested arrays": (b'{"texts": ' + deep + b"}", json_type, 400, "nested too deeply"),
+        "100,000 nested arrays, bare": (deep, json_type, 400, "nested too deeply"),
+        "50,000 nested objects": (
+            b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+            json_type,
+            400,
+            "nested too deeply",
+        ),
+        "5,000-digit integer": (
+            b'{"texts": ["a"], "k": ' + b"9" * 5000 + b"}",
+            json_type,
+            422,
+            "number literal",
+        ),
+        "100,000-digit float": (b'{"k": 1.' + b"5" * 100_000 + b"}", json_type, 422, "number literal"),
+        "float overflowing to infinity": (b'{"texts": ["a"], "k": 1e999}', json_type, 422, "out of range"),
+        "NaN literal": (b'{"texts": ["a"], "top_k": NaN}', json_type, 400, "NaN"),
+        "Infinity literal": (b'{"texts": ["a"], "k": Infinity}', json_type, 400, "Infinity"),
+        "-Infinity literal": (b'{"texts": ["a"], "k": -Infinity}', json_type, 400, "-Infinity"),
+        "duplicate keys": (
+            b'{"texts": ["a"], "texts": ["b"], "text": "a", "text": "b"}',
+            json_type,
+            400,
+            "duplicate key",
+        ),
+        "100,000-character key": (b'{"' + b"k" * 100_000 + b'": 1}', json_type, 422, "the limit is 256"),
+        "lone surrogate": (
+            b'{"texts": ["\\ud800"], "text": "\\udfff", "labels": ["\\ud800x"]}',
+            json_type,
+            400,
+            "surrogate",
+        ),
+        "invalid UTF-8": (b'{"texts": ["caf\xe9"], "text": "caf\xe9"}', json_type, 400, "not valid UTF-8"),
+        "overlong UTF-8": (b'{"texts": ["\xc0\xaf"]}', json_type, 400, "not valid UTF-8"),
+        "UTF-16 body": ('{"texts": ["a"]}'.encode("utf-16"), json_type, 400, "not valid UTF-8"),
+        "UTF-8 byte order mark": (b'\xef\xbb\xbf{"texts": ["a"]}', json_type, 400, "BOM"),
+        "control character in a string": (b'{"texts": ["a\x01b"]}', json_type, 400, "control character"),
+        "trailing garbage": (b'{"texts": ["a"]} {}', json_type, 400, "Extra data"),
+        "truncated": (b'{"texts": ["a"', json_type, 400, "malformed JSON"),
+        "empty body": (b"", json_type, 400, "empty request body"),
+        "whitespace body": (b" \n\t ", json_type, 400, "empty request body"),
+        "null body": (b"null", json_type, 422, "must be an object"),
+        "number body": (b"1e999", json_type, 422, "out of range"),
+        "100,000 unknown keys": (
+            b"{" + b",".join(b'"k%d": 1' % i for i in range(100_000)) + b"}",
+            json_type,
+            422,
+            "unknown field",
+        ),
+        "no content type": (b'{"texts": ["a"]}', None, 415, "content type"),
+        "wrong content type": (b'{"texts": ["a"]}', "text/plain", 415, "content type"),
+        "multipart without a boundary": (b"--x\r\n", "multipart/form-data", 400, "boundary"),
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/embed", "/v1/classify", "/v1/search"])
+def test_json_parser_attacks_get_4xx_with_a_message(path, serve_model_dir, shapes_index):
+    """Deep nesting, huge or non-finite numbers, duplicate or huge keys, bad Unicode, wrong
+    content types: 400/413/415/422 with a message on every endpoint, never a 5xx."""
+    from fastapi.testclient import TestClient
+
+    from omnifuse import runtime
+    from omnifuse.serve.index import VectorIndex
+
+    app = create_app(
+        ServeConfig(model_dir="unused"),
+        predictor=runtime.load(serve_model_dir),
+        index=VectorIndex.load(shapes_index),
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for name, (body, ctype, status, fragment) in _parser_attacks().items():
+            headers = {"content-type": ctype} if ctype else {}
+            r = client.post(path, content=body, headers=headers)
+            assert r.status_code == status, (path, name, r.status_code, r.text[:300])
+            message = r.json()["error"]
+            assert fragment in message and len(message) < 400, (path, name, message[:500])
+        good = {
+            "/v1/embed": {"texts": ["a"]},
+            "/v1/classify": {"texts": ["a"], "labels": ["x", "y"]},
+            "/v1/search": {"text": "a red circle"},
+        }
+        assert client.post(path, json=good[path]).status_code == 200  # and it still serves

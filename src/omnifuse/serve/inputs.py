@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, ValidationError
@@ -56,7 +58,7 @@ def format_validation_error(err: ValidationError | list) -> str:
     errors = err.errors() if isinstance(err, ValidationError) else err
     parts = []
     for e in errors[:5]:
-        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        loc = ".".join(str(x)[:64] for x in e.get("loc", ()) if x != "body") or "body"
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":
             msg = "unknown field"
@@ -74,17 +76,110 @@ def _b64(value: str, what: str) -> bytes:
         raise RequestError(400, f"{what} is not valid base64") from None
 
 
-async def _json(request: Request, model: type[BaseModel]) -> BaseModel:
-    body = await request.body()
-    if not body:
+MAX_NUMBER_CHARS = 64
+"""A JSON number literal longer than this is refused (no field here needs more)."""
+MAX_KEY_CHARS = 256
+"""A JSON object key longer than this is refused (every field name here is short)."""
+
+
+def _number_too_long(literal: str) -> RequestError:
+    return RequestError(
+        422,
+        f"a number literal of {len(literal)} characters; the limit is {MAX_NUMBER_CHARS} ({literal[:20]}...)",
+    )
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _number_too_long(literal)
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _number_too_long(literal)
+    value = float(literal)
+    if not math.isfinite(value):
+        raise RequestError(422, f"the number {literal} is out of range (a double overflows to infinity)")
+    return value
+
+
+def _parse_constant(name: str):
+    raise RequestError(400, f"malformed JSON: {name} is not a JSON value (RFC 8259 has no NaN or Infinity)")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if len(key) > MAX_KEY_CHARS:
+            raise RequestError(
+                422, f"a JSON key of {len(key)} characters ({key[:20]!r}...); the limit is {MAX_KEY_CHARS}"
+            )
+        if key in out:
+            raise RequestError(400, f"duplicate key {key!r} in a JSON object; give each field once")
+        out[key] = value
+    return out
+
+
+def _check_strings(payload: Any) -> None:
+    """Every string (keys included) must be encodable: JSON's \\u escapes can spell lone
+    UTF-16 surrogates, which no text can hold. Iterative: the payload may be deeply nested."""
+    stack = [(payload, "body")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise RequestError(
+                    400,
+                    f"{where} holds a lone UTF-16 surrogate (\\u{ord(value[err.start]):04x}); send valid Unicode",
+                ) from None
+        elif isinstance(value, dict):
+            stack.extend((k, where) for k in value)
+            stack.extend((v, f"{k}" if where == "body" else f"{where}.{k}") for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body -> its JSON value; every parser-level problem is a 4xx `RequestError`.
+
+    Refused: an empty body, invalid UTF-8, malformed JSON, nesting deeper than the parser's
+    recursion limit (400, never a RecursionError), NaN / Infinity literals (not JSON), number
+    literals over `MAX_NUMBER_CHARS` or out of a double's range, duplicate keys (which one would
+    win is parser-specific), keys over `MAX_KEY_CHARS`, lone surrogates in strings.
+    """
+    if not body.strip():
         raise RequestError(400, "empty request body; send a JSON object")
     text = decode_utf8(body, "request body")
     try:
-        payload = json.loads(text)
+        return _check(
+            json.loads(
+                text,
+                object_pairs_hook=_object,
+                parse_int=_parse_int,
+                parse_float=_parse_float,
+                parse_constant=_parse_constant,
+            )
+        )
     except json.JSONDecodeError as err:
         raise RequestError(
             400, f"malformed JSON: {err.msg} at line {err.lineno} column {err.colno}"
         ) from None
+    except RecursionError:
+        raise RequestError(
+            400, "malformed JSON: nested too deeply (arrays or objects inside each other)"
+        ) from None
+
+
+def _check(payload: Any) -> Any:
+    _check_strings(payload)
+    return payload
+
+
+async def _json(request: Request, model: type[BaseModel]) -> BaseModel:
+    payload = parse_json(await request.body())
     if not isinstance(payload, dict):
         raise RequestError(422, f"the JSON body must be an object, got {type(payload).__name__}")
     try:
