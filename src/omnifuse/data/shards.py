@@ -35,6 +35,7 @@ from PIL import Image
 
 from omnifuse.data.decode import check_text, load_image
 from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, DataError, Sample
+from omnifuse.utils.io import AtomicFile, atomic_write, is_temp
 
 logger = logging.getLogger("omnifuse.data")
 
@@ -135,21 +136,12 @@ class ShardIndex:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write `index.json` atomically (temporary name, fsync, rename)."""
         path = Path(directory) / INDEX_NAME
-        _atomic_write(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8"))
+        atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
         self.directory = path.parent
         return path
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _json_default(obj: Any) -> Any:
@@ -245,13 +237,13 @@ def _sample_members(sample: Sample, key: str) -> list[tuple[str, bytes]]:
 
 
 class _ShardFile:
-    """One shard being written under a temporary name; `close()` fsyncs and renames it."""
+    """One shard being written under a temporary name (`omnifuse.utils.io.AtomicFile`);
+    `close()` fsyncs and renames it."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.partial")
-        self.file = open(self.tmp, "wb")
-        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
+        self.atomic = AtomicFile(path, "wb")
+        self.tar = tarfile.open(fileobj=self.atomic.file, mode="w", format=tarfile.PAX_FORMAT)
         self.count = 0
 
     def add(self, name: str, data: bytes) -> None:
@@ -261,17 +253,13 @@ class _ShardFile:
 
     def close(self) -> ShardInfo:
         self.tar.close()
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        self.atomic.commit()
         sha, size = _sha256(self.path)
         return ShardInfo(file=self.path.name, sha256=sha, size=size, count=self.count)
 
     def abort(self) -> None:
         self.tar.close()
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        self.atomic.abort()
 
 
 def pack_shards(
@@ -522,6 +510,6 @@ def verify_shards(dir_or_index: str | os.PathLike) -> list[str]:
     for path in sorted(directory.glob("shard-*.tar")):
         if path.name not in listed:
             problems.append(f"{path}: shard not listed in {INDEX_NAME} (left over from another pack?)")
-    for path in sorted(directory.glob(".*.partial")):
+    for path in sorted(p for p in directory.glob(".*") if is_temp(p)):
         problems.append(f"{path}: incomplete file (an interrupted pack?)")
     return problems

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnifuse.utils.io import atomic_write
+
 ImageLike = Any  # str | Path (file), bytes (encoded image), PIL.Image.Image, numpy (H, W[, C]) array
 
 _MAGIC = {
@@ -310,15 +312,9 @@ def render_report(title: str, sections: Sequence[ReportSection]) -> str:
 def write_report(path: str | Path, title: str, sections: Sequence[ReportSection]) -> Path:
     """Write one self-contained HTML file (inline CSS, embedded images, no JS) and return its path.
 
-    The file is written to a temporary name and renamed, so a reader never sees half a report.
+    Written atomically (`omnifuse.utils.io.atomic_write`), so a reader never sees half a report.
     """
-    path = Path(path)
-    text = render_report(title, sections)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(path), render_report(title, sections))
 
 
 __all__ = [

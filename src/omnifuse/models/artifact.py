@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from omnifuse.data.processors import Processor
+from omnifuse.utils.io import atomic_dir, atomic_write, recover_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -27,8 +28,9 @@ class ArtifactError(ValueError):
 
 
 def resolve_artifact_dir(dir_or_hub_name: str | os.PathLike) -> Path:
-    """A local directory as is; otherwise a hub repo id, downloaded when online."""
-    path = Path(dir_or_hub_name)
+    """A local directory as is (put back first if a crash left it aside mid-replace, see
+    `omnifuse.utils.io.recover_dir`); otherwise a hub repo id, downloaded when online."""
+    path = recover_dir(Path(dir_or_hub_name))
     if path.exists():
         if not path.is_dir():
             raise ArtifactError(f"{path} is a file; an omnifuse artifact is a directory")
@@ -62,21 +64,15 @@ def read_config(directory: Path, expected_type: str | None = None) -> dict[str, 
     return config
 
 
-def _fsync_write(path: Path, write) -> None:
-    write(path)
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def save_weights(module: nn.Module, path: Path) -> None:
     # Clone so that tensors sharing storage (tied weights) can be written by safetensors.
     state = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
-    _fsync_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
 
 
 def write_config(config: dict[str, Any], path: Path) -> None:
     payload = {"format_version": FORMAT_VERSION, **config}
-    _fsync_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=False)))
+    atomic_write(path, json.dumps(payload, indent=2, sort_keys=False))
 
 
 def load_weights(module: nn.Module, directory: Path) -> None:
@@ -116,12 +112,16 @@ class ArtifactMixin:
     processor: Processor
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_config(self.to_config(), directory / CONFIG_FILE)
-        self.processor.save(directory)
-        save_weights(self, directory / WEIGHTS_FILE)
-        return directory
+        """Write the artifact atomically (`omnifuse.utils.io.atomic_dir`): a reader finds the
+        previous artifact or this one, complete. An existing directory is replaced only when it
+        is empty or an artifact itself (so no unrelated file is ever deleted)."""
+
+        def write(tmp: Path) -> None:
+            write_config(self.to_config(), tmp / CONFIG_FILE)
+            self.processor.save(tmp)
+            save_weights(self, tmp / WEIGHTS_FILE)
+
+        return atomic_dir(directory, write, marker=CONFIG_FILE)
 
     @classmethod
     def from_pretrained(cls, dir_or_hub_name: str | os.PathLike):

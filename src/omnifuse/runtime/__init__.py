@@ -14,6 +14,7 @@ import torch
 
 from omnifuse.runtime.base import DEFAULT_TEMPLATES, LabelScore, Predictor
 from omnifuse.runtime.torch_backend import TorchPredictor
+from omnifuse.utils.io import recover_dir
 
 __all__ = ["BACKENDS", "DEFAULT_TEMPLATES", "LabelScore", "Predictor", "TorchPredictor", "load"]
 
@@ -51,6 +52,8 @@ def load(
     """Load an artifact directory as a predictor; `backend` 'auto' picks from the files present."""
     if threads:
         torch.set_num_threads(threads)
+    if not os.path.exists(directory):  # a crash mid-replace may have left the artifact aside
+        directory = recover_dir(directory)
     name = detect_backend(directory) if backend == "auto" else backend
     if name not in BACKENDS:
         raise ValueError(f"unknown runtime backend '{name}'; known: {sorted(BACKENDS)}")

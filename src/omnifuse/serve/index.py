@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from omnifuse._optional import require
+from omnifuse.utils.io import atomic_dir, recover_dir
 
 logger = logging.getLogger("omnifuse.serve")
 
@@ -167,23 +168,23 @@ class VectorIndex:
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write the index directory atomically (`omnifuse.utils.io.atomic_dir`): a server
+        loading it finds the previous index or this one, complete."""
         faiss = _faiss()
-        tmp = {name: directory / f".{name}.tmp" for name in (INDEX_FILE, ITEMS_FILE, INFO_FILE)}
-        faiss.write_index(self.faiss_index, str(tmp[INDEX_FILE]))
-        with open(tmp[ITEMS_FILE], "w", encoding="utf-8") as f:
-            for item in self.items:
-                f.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
-        tmp[INFO_FILE].write_text(json.dumps(asdict(self.info), indent=2))
-        for name, path in tmp.items():  # info last: a directory with index.json is complete
-            os.replace(path, directory / name)
-        return directory
+
+        def write(tmp: Path) -> None:
+            faiss.write_index(self.faiss_index, str(tmp / INDEX_FILE))
+            with open(tmp / ITEMS_FILE, "w", encoding="utf-8") as f:
+                for item in self.items:
+                    f.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
+            (tmp / INFO_FILE).write_text(json.dumps(asdict(self.info), indent=2))
+
+        return atomic_dir(Path(directory), write, marker=INFO_FILE)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, fingerprint: str | None = None) -> VectorIndex:
         """Load an index; with `fingerprint`, refuse one built with a different model."""
-        directory = Path(directory)
+        directory = recover_dir(Path(directory))
         info_path = directory / INFO_FILE
         if not info_path.is_file():
             raise IndexLoadError(

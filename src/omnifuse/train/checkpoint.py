@@ -1,15 +1,14 @@
 """Atomic, resumable checkpoints: `checkpoints/step-N/`.
 
 A checkpoint holds the model artifact (loadable on its own), the optimizer and scheduler,
-the RNG states and the data position. It is written under a temporary name, every file is
-fsynced, then the directory is renamed: a `step-N` directory is always complete, and only
-those are ever loaded.
+the RNG states and the data position. It is written with `omnifuse.utils.io.atomic_dir`
+(temporary name, every file fsynced, renamed): a `step-N` directory is always complete, and
+only those are ever loaded.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -20,40 +19,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from omnifuse.utils.io import atomic_dir, remove_stale_temps  # noqa: F401  (atomic_dir: re-exported)
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(path: Path) -> None:
-    for f in sorted(path.rglob("*")):
-        if f.is_file():
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
-    fsync_dir(path)
-
-
-def atomic_dir(final: Path, write) -> Path:
-    """Call `write(tmp_dir)`, fsync, then swap the result in as `final` (replacing any old one)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write(tmp)
-    fsync_tree(tmp)
-    old = final.parent / f".old-{final.name}-{os.getpid()}"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -101,6 +69,7 @@ def complete_checkpoints(root: Path) -> list[Path]:
     """`step-N` directories, oldest first (temporary ones are never listed)."""
     if not root.exists():
         return []
+    remove_stale_temps(root)  # a crash while replacing a checkpoint left it aside: put it back
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
@@ -125,6 +94,4 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, rank_suffix: str = 
 def prune_checkpoints(root: Path, keep: int) -> None:
     for old in complete_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    for tmp in root.glob(".tmp-*"):
-        if not tmp.name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(tmp, ignore_errors=True)
+    remove_stale_temps(root)

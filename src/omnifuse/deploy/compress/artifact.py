@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,12 @@ from torch import nn
 
 from omnifuse.models.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config, save_weights, write_config
 from omnifuse.models.factory import MODEL_TYPES, load_model
+from omnifuse.utils.io import atomic_dir, recover_dir
 
 
 def load_source(directory: str | Path) -> tuple[nn.Module, dict[str, Any], Path]:
     """(model, config, directory) of an omnifuse artifact; a ValueError says why a directory is not one."""
-    directory = Path(directory)
+    directory = recover_dir(Path(directory))
     if not directory.is_dir():
         raise ValueError(
             f"{directory} is not a directory; give an omnifuse artifact directory (e.g. runs/x/best)"
@@ -40,13 +40,10 @@ def save_compressed(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / CONFIG_FILE).exists():
         raise ValueError(f"{out} exists and is not an artifact directory; choose a new --out directory")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write_config({**config, "compression": compression}, tmp / CONFIG_FILE)
-    model.processor.save(tmp)
-    save_weights(model, tmp / WEIGHTS_FILE)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+
+    def write(tmp: Path) -> None:
+        write_config({**config, "compression": compression}, tmp / CONFIG_FILE)
+        model.processor.save(tmp)
+        save_weights(model, tmp / WEIGHTS_FILE)
+
+    return atomic_dir(out, write, marker=CONFIG_FILE)  # the old artifact stays until the new one is in

@@ -5,8 +5,9 @@ The artifact holds `config.json`, `processor.json` (+ `tokenizer/`) and `onnx/<g
 `torch.onnx.export` (the TorchScript exporter, `dynamo=False`: with transformers 5 towers it
 is the one that traces BERT/ViT/CLIP reliably with dynamic batch and sequence axes). Every
 graph is run with ONNX Runtime against the PyTorch model before the directory appears: the
-export happens in a temporary directory that is renamed at the end, so a failed parity check
-leaves nothing behind.
+export happens in a temporary directory that replaces `out` at the end
+(`omnifuse.utils.io.atomic_dir`), so a failed parity check leaves nothing behind and an
+interrupted export leaves the previous artifact in place.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from omnifuse.layers.quantized import int8_requirements
 from omnifuse.models.artifact import CONFIG_FILE, write_config
 from omnifuse.runtime.torch_backend import runtime_config
 from omnifuse.utils.cpu import cpu_info
+from omnifuse.utils.io import atomic_dir, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,12 @@ def optimize_graph(path: Path, hf_config: Any | None) -> str:
             log.warning("transformer fusions failed for %s (%s); using generic optimizations", path.name, err)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    tmp = path.with_suffix(".opt.onnx")
-    options.optimized_model_filepath = str(tmp)
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    os.replace(tmp, path)
+
+    def optimize(tmp: Path) -> None:
+        options.optimized_model_filepath = str(tmp)
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    atomic_write(path, optimize)
     return "onnxruntime SessionOptions ORT_ENABLE_EXTENDED (offline)"
 
 
@@ -257,21 +259,18 @@ def _export_model(
     out = Path(out)
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
-    try:
+    reports: list[ExportReport] = []
+
+    def write(tmp: Path) -> None:
         report = _export_into(model, specs, tmp, options, source)
         report.directory = str(out)
         report.seconds = round(time.perf_counter() - start, 2)
         (tmp / "onnx" / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return report
+        reports.append(report)
+
+    atomic_dir(out, write, marker=CONFIG_FILE)  # the old artifact stays until the new one is in
+    return reports[0]
 
 
 def _load(directory: str | os.PathLike) -> nn.Module:
