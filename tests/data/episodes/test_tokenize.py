@@ -112,7 +112,8 @@ def test_babyai_window_mission_patches_and_local_positions(tok):
     grid = seq.patches["grid"]
     assert grid.shape == (2, 49 * 20) and (grid.sum(1) == 49 * 3).all()  # one-hot: 3 channels per cell
     assert (seq.tokens[seq.patch_at["grid"]] == tok.placeholder["grid"]).all()
-    assert seq.local_pos[seq.patch_at["grid"]].tolist() == [0, 0]
+    assert seq.local_pos[seq.patch_at["grid"]].tolist() == [1, 1]
+    assert not seq.local_pos[seq.loss_mask].any()  # actions are outside observations
     np.testing.assert_array_equal(tok.decode_discrete(seq.tokens[seq.loss_mask]), ep.actions[1:3, 0])
     # A demonstration prompt comes first and keeps its own action targets.
     prompted = tok.episode_sequence(BABYAI, ep, 2, 4, prompt=(_episode(3, BABYAI, 1), 0, 3))

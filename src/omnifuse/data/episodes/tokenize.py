@@ -69,7 +69,7 @@ class TokenSequence:
     loss_mask: np.ndarray
     """(T,) True where the token is a prediction target (text, actions)."""
     local_pos: np.ndarray
-    """(T,) position inside the current observation (Gato's local position), 0 elsewhere."""
+    """(T,) 1-based position inside the current observation or image (Gato's local position), 0 elsewhere."""
     patches: dict[str, np.ndarray] = field(default_factory=dict)
     patch_at: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -275,7 +275,7 @@ class GatoTokenizer:
 
     # ---- sequences --------------------------------------------------------------------------
     def _observation(self, b: _Builder, space: TaskSpace, obs: dict[str, np.ndarray]) -> None:
-        local = 0
+        local = 1  # 0 is "not inside an observation"
         for spec in space.observation:
             value = obs[spec.name]
             if spec.kind == "continuous":
@@ -346,7 +346,7 @@ class GatoTokenizer:
     def caption_sequence(self, image: Any, caption: str | None = None) -> TokenSequence:
         """`patches | caption <eos>`; the caption and its end are targets (None: a generation prompt)."""
         b = _Builder()
-        b.add_patches("image", self.image_patches(image), self.placeholder["image"], 0)
+        b.add_patches("image", self.image_patches(image), self.placeholder["image"], 1)
         b.add([self.sep_id], False)
         if caption is not None:
             b.add(self.encode_text(caption), True)
@@ -356,7 +356,7 @@ class GatoTokenizer:
     def vqa_sequence(self, image: Any, question: str, answer: str | None = None) -> TokenSequence:
         """`patches question | answer <eos>`; only the answer and its end are targets."""
         b = _Builder()
-        b.add_patches("image", self.image_patches(image), self.placeholder["image"], 0)
+        b.add_patches("image", self.image_patches(image), self.placeholder["image"], 1)
         b.add(self.encode_text(question), False)
         b.add([self.sep_id], False)
         if answer is not None:
