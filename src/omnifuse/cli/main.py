@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from omnifuse.cli import bench, data, demo, evaluate, generate, predict, train
+from omnifuse.cli import bench, data, demo, evaluate, generate, predict, rollout, train
 from omnifuse.cli import compress as compress_verb
 from omnifuse.cli import export as export_verb
 from omnifuse.cli import index as index_verb
@@ -18,6 +18,7 @@ VERBS = (
     train,
     evaluate,
     predict,
+    rollout,
     generate,
     bench,
     demo,

@@ -8,6 +8,7 @@ from omnifuse.models.captioner import Captioner
 from omnifuse.models.dual_encoder import DualEncoder, DualEncoderConfig
 from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
 from omnifuse.models.fusion_classifier import FusionClassifier, FusionClassifierConfig
+from omnifuse.models.generalist import Generalist  # registers the kind
 from omnifuse.models.image_tokenizer import ImageTokenizer
 from omnifuse.models.masked_lm import MaskedLM  # registers the kind
 from omnifuse.models.multitask import MultiTaskConfig, MultiTaskModel
@@ -23,6 +24,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderConfig",
     "DualEncoderOutput",
+    "Generalist",
     "ImageTokenizer",
     "MaskedLM",
     "TextToImage",

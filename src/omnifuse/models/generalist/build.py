@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,14 @@ def _resolve(path: Path, value: str) -> str:
     return str(p if p.is_absolute() else path.parent / p)
 
 
-def source_items(source: SourceConfig) -> list[dict[str, Any]]:
-    """The items of one source (see `omnifuse.data.episodes.processor` for their form)."""
+def source_items(source: SourceConfig, root: str | Path | None = None) -> list[dict[str, Any]]:
+    """The items of one source (see `omnifuse.data.episodes.processor` for their form); relative
+    paths are under `root` when given."""
     items: list[dict[str, Any]] = []
     for raw in source.paths:
         path = Path(raw)
+        if root is not None and not path.is_absolute():
+            path = Path(root) / path
         if source.kind == "episodes":
             episodes = read_episodes(path)
             for ep in episodes:
@@ -60,7 +64,9 @@ def source_items(source: SourceConfig) -> list[dict[str, Any]]:
                 if source.kind == "caption":
                     if "image" not in row or not row.get("captions"):
                         raise DataError(f"{where}: a caption row needs 'image' and 'captions'")
-                    items.append({"kind": "caption", "image": _resolve(path, row["image"]), "text": row["captions"]})
+                    items.append(
+                        {"kind": "caption", "image": _resolve(path, row["image"]), "text": row["captions"]}
+                    )
                 elif source.kind == "vqa":
                     for q in row.get("questions", []):
                         items.append(
@@ -89,22 +95,28 @@ def _balanced(items: list[dict[str, Any]], n: int, rng: random.Random) -> list[d
     for group in groups.values():
         rng.shuffle(group)
     keys = sorted(groups)
-    return [groups[keys[i % len(keys)]][(i // len(keys)) % len(groups[keys[i % len(keys)]])] for i in range(n)]
+    return [
+        groups[keys[i % len(keys)]][(i // len(keys)) % len(groups[keys[i % len(keys)]])] for i in range(n)
+    ]
 
 
-def read_mixture(config: GeneralistConfig, seed: int = 0) -> list[Sample]:
+def read_mixture(config: GeneralistConfig, seed: int = 0, root: str | Path | None = None) -> list[Sample]:
     """The training samples (`inputs = {"sequence": item}`) in the mixture's proportions."""
     if not config.mixture:
         raise DataError("model.mixture is empty: name at least one source (episodes, caption, vqa, text)")
     rng = random.Random(seed)
-    sources = {name: source_items(src) for name, src in sorted(config.mixture.items()) if src.weight > 0}
+    sources = {
+        name: source_items(src, root) for name, src in sorted(config.mixture.items()) if src.weight > 0
+    }
     total = config.samples_per_epoch or sum(len(v) for v in sources.values())
     weights = sum(config.mixture[name].weight for name in sources)
     samples: list[Sample] = []
     for name, items in sources.items():
         n = max(1, round(total * config.mixture[name].weight / weights))
         for i, item in enumerate(_balanced(items, n, rng)):
-            samples.append(Sample(inputs={MODALITY: item}, meta={"source": f"mixture:{name}:{i}", "mixture": name}))
+            samples.append(
+                Sample(inputs={MODALITY: item}, meta={"source": f"mixture:{name}:{i}", "mixture": name})
+            )
     return samples
 
 
@@ -155,6 +167,27 @@ def tasks_of(samples: Sequence[Sample] | None) -> dict[str, Any]:
             ep = item["episode"]
             tasks.setdefault(ep.env_id, ep.space)
     return tasks
+
+
+@dataclass
+class PreparedData:
+    """What the training run gets from the kind's `prepare` hook."""
+
+    train: list[Sample]
+    val: list[Sample] | None
+    processor: Processor
+
+
+def prepare(recipe: Any, processor: Processor | None = None) -> PreparedData:
+    """The spec's `prepare` hook: the mixture (paths relative to `data.train`, a directory) and its
+    processor (a resumed run's `processor` is reused)."""
+    root = Path(recipe.data.train)
+    if not root.is_dir():
+        raise DataError(
+            f"data.train ({root}) must be the directory that the generalist's model.mixture paths are under"
+        )
+    train = read_mixture(recipe.model, seed=recipe.train.seed, root=root)
+    return PreparedData(train, None, processor or build_processor(recipe.model, train))
 
 
 def build(

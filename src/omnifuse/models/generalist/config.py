@@ -26,7 +26,9 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"model.mixture.*.kind must be one of {', '.join(SOURCE_KINDS)}; got '{self.kind}'")
+            raise ValueError(
+                f"model.mixture.*.kind must be one of {', '.join(SOURCE_KINDS)}; got '{self.kind}'"
+            )
         if self.weight < 0:
             raise ValueError(f"model.mixture.*.weight must be >= 0; got {self.weight}")
         if not self.paths:
@@ -76,9 +78,15 @@ class GeneralistConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be positive; got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"model.hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+            raise ValueError(
+                f"model.hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
+            )
         if self.image_size % self.patch_size:
-            raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
-        self.mixture = {k: v if isinstance(v, SourceConfig) else SourceConfig(**v) for k, v in self.mixture.items()}
+            raise ValueError(
+                f"model.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
+            )
+        self.mixture = {
+            k: v if isinstance(v, SourceConfig) else SourceConfig(**v) for k, v in self.mixture.items()
+        }
         if self.mixture and not sum(s.weight for s in self.mixture.values()) > 0:
             raise ValueError("model.mixture: at least one source needs a positive weight")

@@ -28,7 +28,7 @@ from omnifuse.data.episodes.spaces import TaskSpace
 from omnifuse.data.episodes.tokenize import PATCH_KINDS, TokenSequence
 from omnifuse.data.processors import Processor
 from omnifuse.models.artifact import ArtifactMixin
-from omnifuse.models.generalist.build import build, build_processor, read_mixture
+from omnifuse.models.generalist.build import build, prepare
 from omnifuse.models.generalist.config import BACKBONES, GeneralistConfig
 from omnifuse.models.registry import register_model_kind
 
@@ -91,14 +91,17 @@ def build_lm_config(cfg: GeneralistConfig, vocab_size: int, eos_id: int, pad_id:
     return lm_config
 
 
+def _build(cfg: GeneralistConfig, processor: Processor, samples=None) -> Generalist:
+    return build(Generalist, cfg, processor, samples)
+
+
 @register_model_kind(
     "generalist",
     config=GeneralistConfig,
-    build=build,
+    build=_build,
     modalities=lambda cfg: [MODALITY],
     capabilities=["act", "generate_text"],
-    read_data=read_mixture,
-    make_processor=build_processor,
+    prepare=prepare,
 )
 class Generalist(ArtifactMixin, nn.Module):
     """One set of weights that acts in the environments it was trained on, captions and answers."""
@@ -127,10 +130,14 @@ class Generalist(ArtifactMixin, nn.Module):
             lm_cfg = AutoConfig.for_model(**lm_config)
             self.lm = AutoModelForCausalLM.from_config(lm_cfg)
         elif config.backbone in BACKBONES:
-            self.lm = AutoModelForCausalLM.from_config(build_lm_config(config, tok.vocab_size, tok.eos_id, tok.pad_id))
+            self.lm = AutoModelForCausalLM.from_config(
+                build_lm_config(config, tok.vocab_size, tok.eos_id, tok.pad_id)
+            )
         else:
             self.lm.resize_token_embeddings(tok.vocab_size)
-            self.lm.config.update({"eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id, "bos_token_id": tok.eos_id})
+            self.lm.config.update(
+                {"eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id, "bos_token_id": tok.eos_id}
+            )
         hidden = self.lm.get_input_embeddings().embedding_dim
         self.patch_embed = nn.ModuleDict({k: nn.Linear(d, hidden) for k, d in sorted(tok.patch_dims.items())})
         self.local_embed = nn.Embedding(config.max_local_positions, hidden, padding_idx=0)
@@ -214,7 +221,9 @@ class Generalist(ArtifactMixin, nn.Module):
         seqs = []
         for raw, history, prompt in zip(observations, histories, prompts):
             fields, mission = observation_fields(raw)
-            fixed = (len(prompt) if prompt is not None else 0) + (len(tok.encode_text(mission)) if space.mission else 0)
+            fixed = (len(prompt) if prompt is not None else 0) + (
+                len(tok.encode_text(mission)) if space.mission else 0
+            )
             keep = max(0, (self.gato.context_length - fixed - per_step) // per_step)
             recent = list(history)[-keep:] if keep else []
             past = [(observation_fields(o)[0], np.asarray(a).reshape(-1)) for o, a in recent]
