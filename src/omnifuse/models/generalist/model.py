@@ -91,14 +91,10 @@ def build_lm_config(cfg: GeneralistConfig, vocab_size: int, eos_id: int, pad_id:
     return lm_config
 
 
-def _build(cfg: GeneralistConfig, processor: Processor, samples=None) -> Generalist:
-    return build(Generalist, cfg, processor, samples)
-
-
 @register_model_kind(
     "generalist",
     config=GeneralistConfig,
-    build=_build,
+    build=build,
     modalities=lambda cfg: [MODALITY],
     capabilities=["act", "generate_text"],
     prepare=prepare,
