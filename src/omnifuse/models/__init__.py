@@ -15,6 +15,7 @@ from omnifuse.models.multitask import MultiTaskConfig, MultiTaskModel
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.registry import ModelSpec, get_spec, model_configs, register_model_kind, spec_of
 from omnifuse.models.text_to_image import TextToImage
+from omnifuse.models.vl_pretrain import VLPretrain  # registers the kind
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ModelSpec",
     "MultiTaskConfig",
     "MultiTaskModel",
+    "VLPretrain",
     "ZeroShotClassifier",
     "build_model",
     "get_spec",

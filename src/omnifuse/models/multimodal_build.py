@@ -36,18 +36,56 @@ def dual_encoder_modalities(cfg: FusionModelConfig) -> list[str]:
     return sorted(wanted)
 
 
+def pretrained_modalities(cfg: FusionModelConfig) -> list[str]:
+    """The encoders of a `from_pretrained` artifact (none without one)."""
+    if not cfg.from_pretrained:
+        return []
+    config = read_config(resolve_artifact_dir(cfg.from_pretrained))
+    if "encoders" not in config or "fusion" not in config:
+        raise ValueError(
+            f"from_pretrained: {cfg.from_pretrained} holds a '{config['model_type']}' without encoders and a "
+            "fusion module; name a vl_pretrain (or fusion classifier) artifact"
+        )
+    return sorted(config["encoders"])
+
+
 def fusion_model_modalities(cfg: FusionModelConfig) -> list[str]:
-    """Every modality the model consumes: the taken DualEncoder towers and the configured encoders."""
-    return sorted(set(dual_encoder_modalities(cfg)) | set(cfg.encoders))
+    """Every modality the model consumes: the taken DualEncoder towers, the configured encoders and
+    a pre-trained artifact's encoders."""
+    return sorted(set(dual_encoder_modalities(cfg)) | set(cfg.encoders) | set(pretrained_modalities(cfg)))
 
 
 def dual_encoder_processors(cfg: FusionModelConfig) -> dict[str, Processor]:
-    """The preprocessing saved with `from_dual_encoder`, for the towers taken from it."""
+    """The preprocessing saved with `from_dual_encoder` (for the towers taken from it) or with
+    `from_pretrained` (its text processor without MLM masking)."""
+    from omnifuse.data.processors import TextProcessor
+
+    if cfg.from_pretrained:
+        saved = Processor.load(resolve_artifact_dir(cfg.from_pretrained)).processors
+        return {m: TextProcessor(p.tokenizer, p.max_length) if m == "text" else p for m, p in saved.items()}
     taken = dual_encoder_modalities(cfg)
     if not taken:
         return {}
     saved = Processor.load(resolve_artifact_dir(cfg.from_dual_encoder)).processors
     return {m: saved[m] for m in taken}
+
+
+def build_parts(
+    cfg: FusionModelConfig, processor: Processor, num_outputs: int | None
+) -> tuple[dict[str, Encoder], Fusion]:
+    """The encoders and the fusion module: from a `from_pretrained` artifact, or from the config."""
+    if cfg.from_pretrained:
+        from omnifuse.models.factory import load_model
+
+        pretrained_modalities(cfg)  # a clear error for an artifact without encoders and fusion
+        model = load_model(cfg.from_pretrained).train()
+        if model.fusion.decision_level:
+            raise ValueError(
+                f"from_pretrained: the fusion of {cfg.from_pretrained} decides itself; no head fits"
+            )
+        return dict(model.encoders.items()), model.fusion
+    encoders = build_encoders(cfg, processor)
+    return encoders, build_fusion_for(cfg, encoders, num_outputs)
 
 
 def build_encoders(cfg: FusionModelConfig, processor: Processor) -> dict[str, Encoder]:

@@ -50,6 +50,9 @@ class FusionModelConfig:
     """Fine-tuning of the taken towers: null trains them fully, 0 freezes them, N trains the top N layers."""
     fusion: FusionConfig = field(default_factory=FusionConfig)
     """The fusion strategy and its arguments."""
+    from_pretrained: str | None = None
+    """A pre-trained artifact (e.g. a `vl_pretrain`) whose encoders and fusion module start this
+    model, with its preprocessing; `encoders`, `from_dual_encoder`, `fusion` and `lora` then stay unset."""
     inputs: Literal["tokens", "pooled"] = "tokens"
     """What the encoders hand the fusion: token sequences (+ pooled), or pooled vectors only."""
     head_hidden: int | None = None
@@ -60,7 +63,18 @@ class FusionModelConfig:
     """LoRA adapters on the encoders (which are then frozen except for the adapters)."""
 
     def __post_init__(self) -> None:
-        if not self.encoders and not self.from_dual_encoder:
-            raise ValueError("give 'encoders' (modality -> tower) or 'from_dual_encoder' (an artifact dir)")
+        if self.from_pretrained:
+            given = [k for k in ("encoders", "from_dual_encoder", "lora") if getattr(self, k)]
+            given += ["fusion"] if self.fusion != FusionConfig() else []
+            if given:
+                raise ValueError(
+                    f"from_pretrained takes the encoders and the fusion module from {self.from_pretrained}; "
+                    f"drop {given}"
+                )
+        elif not self.encoders and not self.from_dual_encoder:
+            raise ValueError(
+                "give 'encoders' (modality -> tower), 'from_dual_encoder' (an artifact dir) or "
+                "'from_pretrained' (a pre-trained artifact with encoders and a fusion module)"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}")

@@ -148,7 +148,12 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
     else:
         data = load_recipe_data(recipe)
         check_data_has(model_modalities(recipe), data.train, recipe)
-        processor = saved or build_processor(recipe, data.train)
+        processor = saved
+        if processor is None:
+            processor = build_processor(recipe, data.train)
+            adapt = spec.extras.get("adapt_processor") if spec is not None else None
+            if adapt is not None:  # e.g. masking text for MLM
+                processor = adapt(processor, recipe.model)
     model = build_model(recipe.model, processor, data.train)
     dump_recipe(recipe, run_dir / "config.yaml")
     evaluator = build_evaluator(recipe, data.val, model)

@@ -10,7 +10,7 @@ from omnifuse.data.processors import Processor
 from omnifuse.data.sample import Sample
 from omnifuse.data.targets import TargetEncoder, Targets
 from omnifuse.models.fusion_classifier.config import FusionClassifierConfig
-from omnifuse.models.multimodal_build import build_encoders, build_fusion_for, resolve_task
+from omnifuse.models.multimodal_build import build_parts, resolve_task
 
 
 def build(
@@ -21,11 +21,11 @@ def build(
 ) -> nn.Module:
     """`cls` is the FusionClassifier class (bound by the registry); the class names come from
     `cfg.task.class_names` or else from the labels of `samples`."""
-    encoders = build_encoders(cfg, processor)
     names, weights = resolve_task(cfg.task, samples)
     n = 1 if cfg.task.kind == "regression" else len(names)
+    encoders, fusion = build_parts(cfg, processor, n)
     return cls(
-        encoders, build_fusion_for(cfg, encoders, n), task=cfg.task.kind, class_names=names,
+        encoders, fusion, task=cfg.task.kind, class_names=names,
         label_key=cfg.task.label, head_hidden=cfg.head_hidden, dropout=cfg.dropout,
         class_weights=weights, inputs=cfg.inputs, processor=processor,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from torch import nn
 from omnifuse.data.processors import Processor
 from omnifuse.data.sample import Sample
 from omnifuse.data.targets import TargetEncoder, Targets
-from omnifuse.models.multimodal_build import build_encoders, build_fusion_for, resolve_task
+from omnifuse.models.multimodal_build import build_parts, resolve_task
 from omnifuse.models.multitask.config import MultiTaskConfig
 from omnifuse.models.multitask.tasks import TaskSpec, label_batch_key
 
@@ -22,13 +22,13 @@ def build(
 ) -> nn.Module:
     """`cls` is the MultiTaskModel class (bound by the registry); each task's class names come
     from its config or else from the labels of `samples`."""
-    encoders = build_encoders(cfg, processor)
+    encoders, fusion = build_parts(cfg, processor, None)
     specs = {}
     for t, task in cfg.tasks.items():
         names, _ = resolve_task(task, samples)
         specs[t] = TaskSpec(task.kind, names, task.label, task.weight)
     return cls(
-        encoders, build_fusion_for(cfg, encoders, None), specs, sharing=cfg.sharing,
+        encoders, fusion, specs, sharing=cfg.sharing,
         loss_weighting=cfg.loss_weighting, soft_l2=cfg.soft_l2, head_hidden=cfg.head_hidden,
         dropout=cfg.dropout, inputs=cfg.inputs, processor=processor,
     )  # fmt: skip
