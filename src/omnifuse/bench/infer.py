@@ -539,7 +539,7 @@ def zero_shot_eval(
     calibration_items = samples[max_items : max_items + 16] or samples[:16]
     samples = samples[:max_items]
     classes = sorted({str(s.labels[label_key]) for s in samples})
-    classifier = ZeroShotClassifier(model, classes, ("a {}", "there is a {}", "a picture with a {}"))
+    classifier = ZeroShotClassifier(model, classes)  # the model's own templates
     targets = np.array([classes.index(str(s.labels[label_key])) for s in samples])
     pool = model.processor({modality: [s.inputs[modality] for s in samples]})
 

@@ -60,7 +60,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         max_items=args.max_items,
         label_key=args.label_key,
-        templates=args.template or ["a {}", "there is a {}"],
+        templates=args.template,  # None: the templates saved with the model
         only_single_object=args.single_object,
         prefix="",
     )

@@ -25,8 +25,6 @@ from omnifuse.train.run import run_recipe
 
 logger = logging.getLogger("omnifuse.demo")
 
-ZERO_SHOT_TEMPLATES = ["a {}", "there is a {}", "a picture with a {}"]
-
 
 def demo_recipe_dict(data_dir: Path, out_dir: Path, steps: int) -> dict[str, Any]:
     """The embedded default recipe (also shipped as recipes/shapes_clip.yaml).
@@ -80,7 +78,6 @@ def demo_recipe_dict(data_dir: Path, out_dir: Path, steps: int) -> dict[str, Any
         "eval": {
             "max_items": 1000,
             "label_key": "color_shape",
-            "templates": ZERO_SHOT_TEMPLATES,
             "only_single_object": True,
         },
     }
@@ -159,7 +156,6 @@ def run_demo(
         test,
         max_items=1000,
         label_key="color_shape",
-        templates=ZERO_SHOT_TEMPLATES,
         only_single_object=True,
         prefix="test/",
     )

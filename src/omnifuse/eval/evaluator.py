@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -92,7 +92,8 @@ class DualEncoderEvaluator(Evaluator):
     max_items: int = 1000
     label_key: str | None = None
     class_names: list[str] | None = None
-    templates: list[str] = field(default_factory=lambda: ["a {}"])
+    templates: list[str] | None = None
+    """Zero-shot prompt templates; None: the model's own (`zero_shot_templates` in its config)."""
     only_single_object: bool = False
     prefix: str = "val/"
 

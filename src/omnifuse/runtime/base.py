@@ -16,19 +16,9 @@ import numpy as np
 import torch
 
 from omnifuse.data.processors import Processor
+from omnifuse.models.zero_shot import DEFAULT_TEMPLATES, class_prompts, templates_of, zero_shot_probs
 
-DEFAULT_TEMPLATES = ("a {}", "a photo of a {}", "there is a {}")
-
-
-def zero_shot_probs(items: np.ndarray, prompts: np.ndarray, n_labels: int, logit_scale: float) -> np.ndarray:
-    """CLIP zero-shot (Radford et al. 2021): mean of the prompt embeddings per label, softmax of
-    scaled cosine similarities. items (N, E), prompts (C * T, E) label-major -> (N, C) probabilities."""
-    labels = prompts.reshape(n_labels, -1, prompts.shape[-1]).mean(1)  # (C, E)
-    labels /= np.linalg.norm(labels, axis=-1, keepdims=True)
-    logits = logit_scale * items @ labels.T  # (N, C)
-    logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    return probs / probs.sum(axis=1, keepdims=True)
+__all__ = ["DEFAULT_TEMPLATES", "LabelScore", "Predictor", "zero_shot_probs"]
 
 
 @dataclass
@@ -70,8 +60,18 @@ class Predictor(ABC):
         """A processed multimodal batch -> (B, C) class probabilities (trained-head models)."""
         raise ValueError(f"a {self.model_type} has no classification head; give zero-shot labels")
 
-    def _logit_scale(self) -> float:
+    @property
+    def logit_scale(self) -> float:
+        """The model's (clamped) temperature: zero-shot logits are this times cosine similarity."""
         return float(np.exp(self.config.get("logit_scale", np.log(100.0))))
+
+    def _logit_scale(self) -> float:  # the former private name
+        return self.logit_scale
+
+    @property
+    def zero_shot_templates(self) -> list[str]:
+        """The prompt templates saved with the model (the defaults for an artifact without them)."""
+        return templates_of(self.config)
 
     # ---- public API -----------------------------------------------------------------------
     def _check_modality(self, modality: str) -> None:
@@ -100,18 +100,18 @@ class Predictor(ABC):
         self,
         inputs: dict[str, Sequence[Any]],
         labels: Sequence[str] | None = None,
-        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        templates: Sequence[str] | None = None,
         top_k: int | None = None,
     ) -> list[list[LabelScore]]:
         """Per item, labels sorted by score: zero-shot over `labels` (dual encoder) or the head.
 
         `inputs` maps modality -> raw items (one modality for zero-shot; any subset of the
-        classifier's modalities for a fusion classifier).
+        classifier's modalities for a fusion classifier). `templates`: the model's own unless given.
         """
         if not inputs:
             raise ValueError("no inputs to classify")
         if labels:
-            probs, names = self._zero_shot(inputs, list(labels), templates)
+            probs, names = self._zero_shot(inputs, list(labels), templates or self.zero_shot_templates)
         else:
             if not self.class_names:
                 raise ValueError("zero-shot classification needs 'labels' (this model has no trained head)")
@@ -129,14 +129,11 @@ class Predictor(ABC):
             raise ValueError(f"zero-shot classifies one modality at a time; got {sorted(inputs)}")
         if "text" not in self.modalities:
             raise ValueError("zero-shot classification needs a model with a text tower")
-        bad = [t for t in templates if "{}" not in t]
-        if bad:
-            raise ValueError(f"prompt templates need a '{{}}' placeholder for the label: {bad}")
+        prompts = class_prompts(labels, templates)  # checks the templates
         ((modality, items),) = inputs.items()
         items_emb = self.embed(modality, items)  # (N, E)
-        prompts = [t.format(label) for label in labels for t in templates]
         prompt_emb = self.embed("text", prompts)  # (C * T, E)
-        return zero_shot_probs(items_emb, prompt_emb, len(labels), self._logit_scale()), labels
+        return zero_shot_probs(items_emb, prompt_emb, len(labels), self.logit_scale), labels
 
     def _head_probs(self, inputs: dict[str, Sequence[Any]]) -> np.ndarray:
         sizes = {len(v) for v in inputs.values()}

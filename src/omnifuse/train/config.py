@@ -134,7 +134,9 @@ class EvalConfig:
     """Sample label used for zero-shot accuracy (e.g. `color_shape`); null skips it."""
     class_names: list[str] | None = None
     """Zero-shot classes; default: the labels found in the validation data."""
-    templates: list[str] = field(default_factory=lambda: ["a {}", "there is a {}"])
+    templates: list[str] | None = None
+    """Zero-shot prompt templates; saved with the trained model and used by default wherever it is
+    evaluated or served. Null: the model's own (omnifuse.models.zero_shot.DEFAULT_TEMPLATES)."""
     only_single_object: bool = False
     """Zero-shot only on samples whose metadata has n_objects == 1 (shapes world)."""
     group_key: str | None = None

@@ -155,6 +155,8 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
             if adapt is not None:  # e.g. masking text for MLM
                 processor = adapt(processor, recipe.model)
     model = build_model(recipe.model, processor, data.train)
+    if recipe.eval.templates and spec.can("zero_shot"):  # saved with the model: its default prompts
+        model.zero_shot_templates = list(recipe.eval.templates)
     dump_recipe(recipe, run_dir / "config.yaml")
     evaluator = build_evaluator(recipe, data.val, model)
     trainer = Trainer(

@@ -43,7 +43,6 @@ def dual_encoder_quality(
         batch_size=batch_size,
         max_items=len(samples),
         label_key=label_key,
-        templates=["a {}", "there is a {}", "a picture with a {}"],
         only_single_object=single,
         prefix="",
     )

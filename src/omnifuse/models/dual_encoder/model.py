@@ -26,6 +26,7 @@ from omnifuse.models.dual_encoder.config import DualEncoderConfig
 from omnifuse.models.dual_encoder.hf_import import dual_encoder_from_hf
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.registry import register_model_kind
+from omnifuse.models.zero_shot import templates_of
 
 
 def _projection_kind(module: nn.Module) -> tuple[str, bool]:
@@ -99,6 +100,8 @@ class DualEncoder(ArtifactMixin, nn.Module):
         self.max_logit_scale = max_logit_scale
         self.anchor = anchor
         self.processor = processor or Processor({})
+        self.zero_shot_templates: list[str] | None = None
+        """Prompt templates for zero-shot classification, saved in config.json (None: the defaults)."""
 
     @property
     def modalities(self) -> list[str]:
@@ -176,6 +179,7 @@ class DualEncoder(ArtifactMixin, nn.Module):
             "loss": _loss_config(self.loss_fn),
             "max_logit_scale": self.max_logit_scale,
             "anchor": self.anchor,
+            "zero_shot_templates": templates_of(self),
         }
 
     @classmethod
@@ -187,7 +191,7 @@ class DualEncoder(ArtifactMixin, nn.Module):
             for m, p in config["projections"].items()
         }
         loss = build_loss(config["loss"]["name"], **config["loss"].get("kwargs", {}))
-        return cls(
+        model = cls(
             towers,
             config["embed_dim"],
             loss,
@@ -196,6 +200,8 @@ class DualEncoder(ArtifactMixin, nn.Module):
             anchor=config.get("anchor"),
             processor=processor,
         )
+        model.zero_shot_templates = config.get("zero_shot_templates")
+        return model
 
     @classmethod
     def from_hf(cls, name_or_path: str) -> DualEncoder:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
-from omnifuse.runtime.base import DEFAULT_TEMPLATES, zero_shot_probs
+from omnifuse.runtime.base import zero_shot_probs
 from omnifuse.serve import schemas as s
 from omnifuse.serve.errors import RequestError
 from omnifuse.serve.inputs import ParsedRequest, load_media, parse_request
@@ -46,7 +46,7 @@ def build(state: ServeState) -> APIRouter:
                 "zero-shot classifies one modality at a time: send texts, images, audio or videos, not a mix",
             )
         labels = check_texts(parsed.labels, limits, "labels")
-        templates = parsed.templates or list(DEFAULT_TEMPLATES)
+        templates = parsed.templates or state.predictor.zero_shot_templates
         if not templates or any("{}" not in t for t in templates):
             raise RequestError(422, "every template needs a '{}' placeholder for the label")
         if len(labels) > limits.max_labels:
@@ -66,7 +66,7 @@ def build(state: ServeState) -> APIRouter:
             contents = values = parsed.texts
         items = await state.embed(request, modality, values, contents)  # (N, E)
         prompt_emb = await state.embed(request, "text", prompts, prompts)  # (C * T, E)
-        probs = zero_shot_probs(items, prompt_emb, len(labels), state.predictor._logit_scale())  # (N, C)
+        probs = zero_shot_probs(items, prompt_emb, len(labels), state.predictor.logit_scale)  # (N, C)
         k = min(parsed.top_k or len(labels), len(labels))
         order = np.argsort(-probs, axis=1)[:, :k]
         results = [
