@@ -26,6 +26,7 @@ def register(sub) -> None:
         "  omnifuse data synth --out data/shapes --n 10000 --seed 0 --holdout 'red circle' 'blue square'\n"
         "  omnifuse data synth --out data/shapes --n 12000 --minimal-pairs\n"
         "  omnifuse data synth --out data/shapes --n 4000 --tasks   # + vqa_*.jsonl, match_*.jsonl\n"
+        "  omnifuse data synth --out data/shapes --n 2000 --image-size 32 --captions   # + captioner_*.jsonl\n"
         "  omnifuse data synth --out data/shapes --n 4000 --pretraining   # + documents_*.txt, pretrain_*.jsonl\n"
         "  omnifuse data synth --out data/spoken --n 1500 --modalities image,audio   # + spoken captions (wav)\n"
         "  omnifuse data synth --out data/motion --n 2000 --modalities image,video --video-frames 8",
@@ -61,6 +62,13 @@ def register(sub) -> None:
         action="store_true",
         help="also write pre-training data: documents_<split>.txt (masked_lm), pretrain_<split>.jsonl "
         "(true caption + minimal-pair negative, vl_pretrain) and minimal_<split>.jsonl (match probes)",
+    )
+    synth.add_argument(
+        "--captions",
+        action="store_true",
+        help="also write captioner data: caption_<split>.jsonl, answer_<split>.jsonl (free-form "
+        "answers), fewshot_<split>.jsonl (in-context color -> nonce word sequences) and "
+        "captioner_<split>.jsonl (all three mixed)",
     )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -125,6 +133,11 @@ def run_synth(args) -> int:
         from omnifuse.data.synth.tasks import write_task_manifests
 
         for name, path in write_task_manifests(args.out, seed=args.seed).items():
+            print(f"wrote {name}: {path}")
+    if args.captions:
+        from omnifuse.data.synth.captions import write_captioner_manifests
+
+        for name, path in write_captioner_manifests(args.out, seed=args.seed).items():
             print(f"wrote {name}: {path}")
     if args.pretraining:
         from omnifuse.data.synth.pretraining import write_pretrain_manifests

@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnifuse.data.synth.captions import CAPTION_PROMPT, END_OF_CHUNK, IMAGE_TOKEN, QUESTION_PROMPT
 from omnifuse.encoders.factory import TowerConfig
 from omnifuse.encoders.lora import LoraSettings
 
 CONNECTORS = ("xattn", "prefix")
-IMAGE_TOKEN = "<image>"
-END_OF_CHUNK = "<|endofchunk|>"
+__all__ = [
+    "CONNECTORS",
+    "END_OF_CHUNK",
+    "IMAGE_TOKEN",
+    "LM_PRESETS",
+    "CaptionerConfig",
+    "LanguageModelConfig",
+]
 
 #: From-scratch language models: (layers, hidden, heads) of a GPT-2 config.
 LM_PRESETS = {"tiny": (2, 64, 2), "small": (4, 128, 4), "base": (12, 768, 12)}
@@ -82,9 +89,9 @@ class CaptionerConfig:
     """Most images per sequence (size of the resampler's media-position embeddings)."""
     max_length: int = 128
     """Most text tokens per training sequence (longer ones are cut)."""
-    caption_prompt: str = "<image>Caption:"
+    caption_prompt: str = CAPTION_PROMPT
     """Prompt for captions; `<image>` marks where the image goes."""
-    question_prompt: str = "<image>Question: {question} Answer:"
+    question_prompt: str = QUESTION_PROMPT
     """Prompt for answers; `{question}` is replaced by the question."""
 
     def __post_init__(self) -> None:
