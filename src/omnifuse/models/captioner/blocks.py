@@ -74,19 +74,25 @@ class PerceiverResampler(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, N, P, D) tokens of N images per sequence -> (B, N, L, D) latents."""
-        b, n, p, d = tokens.shape
-        if n > self.media_pos.shape[0]:
+    def resample(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(V, P, D) tokens of V images at sequence positions (V,) -> (V, L, D) latents."""
+        if positions.numel() and int(positions.max()) >= self.media_pos.shape[0]:
             raise ValueError(
-                f"{n} images in one sequence; the model allows at most {self.media_pos.shape[0]} (max_images)"
+                f"{int(positions.max()) + 1} images in one sequence; the model allows at most "
+                f"{self.media_pos.shape[0]} (max_images)"
             )
-        x = (tokens + self.media_pos[:n]).reshape(b * n, p, d)  # (B*N, P, D)
-        latents = self.latents.expand(b * n, -1, -1)  # (B*N, L, D)
+        x = tokens + self.media_pos[positions]  # (V, P, D)
+        latents = self.latents.expand(tokens.shape[0], -1, -1)  # (V, L, D)
         for attn, ff in self.layers:
             latents = latents + attn(x, latents)
             latents = latents + ff(latents)
-        return self.norm(latents).view(b, n, -1, d)  # (B, N, L, D)
+        return self.norm(latents)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, P, D) tokens of N images per sequence -> (B, N, L, D) latents."""
+        b, n, p, d = tokens.shape
+        positions = torch.arange(n, device=tokens.device).repeat(b)
+        return self.resample(tokens.reshape(b * n, p, d), positions).view(b, n, -1, d)
 
 
 def text_to_media(text_time: torch.Tensor, n_images: int, only_immediate: bool) -> torch.Tensor:

@@ -4,6 +4,7 @@ the benchmark workload."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -117,6 +118,39 @@ def vision_tower(cfg: CaptionerConfig, processor: Processor) -> tuple[nn.Module,
     return build_encoder(cfg.vision, "image", overrides), image
 
 
+@dataclass
+class PreparedData:
+    """What the `prepare` hook gives the training run: samples and the preprocessing to start from."""
+
+    train: list[Sample]
+    val: list[Sample] | None
+    processor: Processor
+
+
+def prepare(recipe: Any, processor: Processor | None = None) -> PreparedData:
+    """Read the recipe's manifests (`image`: one path or a list; `text`: interleaved text) and
+    start the preprocessing from the recipe's image settings (a resumed run's, when given)."""
+    from omnifuse.data.readers import read_samples
+    from omnifuse.data.sample import CorruptSamplePolicy
+
+    data = recipe.data
+
+    def read(spec: str, name: str) -> list[Sample]:
+        policy = CorruptSamplePolicy(strict=data.strict, name=name)
+        return read_samples(spec, columns=data.columns, label_columns=data.labels or None, policy=policy)
+
+    train = read(data.train, "train data")
+    lacking = [s.source for s in train[:2000] if not {"image", "text"} <= set(s.inputs)]
+    if lacking:
+        raise ValueError(
+            f"a captioner trains on rows with an image (or a list of images) and a text; "
+            f"{lacking[0]} lacks one (data.columns maps them: now {data.columns})"
+        )
+    val = read(data.val, "val data") if data.val else None
+    processor = processor or Processor({"image": ImageProcessor(recipe.processor.image)})
+    return PreparedData(train, val, processor)
+
+
 def build(*args: Any) -> nn.Module:
     """`build([cls,] cfg, processor, samples=None)`; `cls` is the Captioner class when the registry
     binds it, else it is looked up."""
@@ -128,8 +162,13 @@ def build(*args: Any) -> nn.Module:
         cls = get_spec("captioner").model_class
     cfg, processor, samples = (list(args) + [None])[:3]
     vision, image_proc = vision_tower(cfg, processor)
-    tokenizer = build_tokenizer(cfg, processor, samples)
-    text = CaptionerTextProcessor(tokenizer, cfg.max_length, cfg.caption_prompt)  # adds the media tokens
+    saved = processor.processors.get("text")
+    if isinstance(saved, CaptionerTextProcessor):  # a resumed run: the saved tokenizer, as it was
+        text, tokenizer = saved, saved.tokenizer
+        image_proc = processor.processors.get("image", image_proc)
+    else:
+        tokenizer = build_tokenizer(cfg, processor, samples)
+        text = CaptionerTextProcessor(tokenizer, cfg.max_length, cfg.caption_prompt)  # adds the media tokens
     lm = hf_lm(cfg.lm.name_or_path) if cfg.lm.source == "hf" else scratch_lm(cfg, tokenizer)
     if cfg.lm.lora is not None:
         add_lora(lm, cfg.lm.lora)

@@ -34,7 +34,7 @@ from omnifuse.encoders.freezing import transformer_layers
 from omnifuse.generation import GenerationError, GenerationOutput, GenerationSettings, hf_generate, left_pad
 from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.captioner.blocks import GatedCrossAttentionBlock, PerceiverResampler, PrefixProjector
-from omnifuse.models.captioner.build import build, decode_workload, rebuild_lm
+from omnifuse.models.captioner.build import build, decode_workload, prepare, rebuild_lm
 from omnifuse.models.captioner.config import END_OF_CHUNK, IMAGE_TOKEN, CaptionerConfig
 from omnifuse.models.captioner.processing import IGNORE, count_images, read_few_shot
 from omnifuse.models.registry import register_model_kind
@@ -81,6 +81,7 @@ class _LayerHook:
     capabilities=["generate_text"],
     evaluator="captioner",
     decode_workload=decode_workload,
+    prepare=prepare,
 )
 class Captioner(ArtifactMixin, nn.Module):
     """Images + interleaved text -> text, through a frozen (by default) causal LM."""
@@ -233,9 +234,11 @@ class Captioner(ArtifactMixin, nn.Module):
         dtype = next(self.vision.parameters()).dtype
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_vision):
             tokens = self.vision({"image": images[valid].to(dtype)}).tokens  # (V, P, Dv)
-        full = tokens.new_zeros((b, n, *tokens.shape[1:]))
-        full[valid] = tokens
-        return self.resampler(full.to(self.new_embeddings.dtype))  # (B, N, L, Dv)
+        positions = torch.arange(n, device=images.device).expand(b, n)[valid]  # (V,)
+        latents = self.resampler.resample(tokens.to(self.new_embeddings.dtype), positions)  # (V, L, Dv)
+        full = latents.new_zeros((b, n, *latents.shape[1:]))
+        full[valid] = latents
+        return full  # (B, N, L, Dv); padding slots are never attended
 
     @contextmanager
     def conditioned(self, images: torch.Tensor, counts: torch.Tensor) -> Iterator[None]:
