@@ -16,7 +16,9 @@ def register(sub) -> None:
         "  omnifuse eval runs/shapes-clip/best data/shapes/test.jsonl --label-key shape "
         "--probe-train data/shapes/train.jsonl\n"
         "  omnifuse eval runs/shapes-vqa-fusion/best data/shapes-tasks/vqa_test.jsonl --text-column question "
-        "--label-column answer --group-key qtype   # a fusion classifier",
+        "--label-column answer --group-key qtype   # a fusion classifier\n"
+        "  omnifuse eval runs/shapes-captioner/best data/shapes/captioner_test.jsonl --max-items 200"
+        "   # captions, answers, few-shot (blind baselines beside)",
         run,
     )
     parser.add_argument("model", help="artifact directory (or hub name)")
@@ -48,10 +50,14 @@ def run(args) -> int:
     from omnifuse.eval.evaluator import DualEncoderEvaluator, linear_probe_eval
     from omnifuse.eval.report import format_table
     from omnifuse.models import load_model
+    from omnifuse.models.registry import spec_of
 
     model = load_model(args.model)
     columns = {"text": args.text_column, "image": args.image_column}
     policy = CorruptSamplePolicy(strict=args.strict, name=args.data)
+    evaluator_name = spec_of(model).evaluator
+    if isinstance(evaluator_name, str) and evaluator_name not in ("retrieval", "classification"):
+        return run_spec_evaluator(args, model, evaluator_name, policy)
     if model.model_type != "dual_encoder":
         return run_classifier(args, model, columns, policy)
     samples = read_samples(args.data, columns=columns, policy=policy)
@@ -86,6 +92,26 @@ def run_classifier(args, model, columns: dict[str, str], policy) -> int:
     columns = {m: c for m, c in columns.items() if m in model.modalities}
     samples = read_samples(args.data, columns=columns, label_columns=args.label_column, policy=policy)
     evaluator = ClassifierEvaluator(samples, args.batch_size, args.max_items, args.group_key, prefix="")
+    metrics, details = evaluator.evaluate(model)
+    print(format_table([{"metric": k, "value": v} for k, v in metrics.items()]))
+    if args.out:
+        print(f"wrote {write_json(args.out, {'metrics': metrics, 'details': details})}")
+    return 0
+
+
+def run_spec_evaluator(args, model, name: str, policy) -> int:
+    """The evaluator a kind's spec names (e.g. `captioner`: captions, answers, few-shot, each
+    beside its blind baselines), over the manifest's `image` and `text` columns."""
+    from types import SimpleNamespace
+
+    from omnifuse.data.readers import read_samples
+    from omnifuse.eval.registry import build_evaluator
+    from omnifuse.eval.report import format_table
+
+    text = "text" if args.text_column == "captions" else args.text_column  # interleaved texts
+    samples = read_samples(args.data, columns={"image": args.image_column, "text": text}, policy=policy)
+    config = SimpleNamespace(batch_size=min(args.batch_size, 64), max_items=args.max_items)
+    evaluator = build_evaluator(name, config, samples, model, prefix="")
     metrics, details = evaluator.evaluate(model)
     print(format_table([{"metric": k, "value": v} for k, v in metrics.items()]))
     if args.out:

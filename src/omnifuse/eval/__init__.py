@@ -5,6 +5,7 @@ pure functions of tensors, arrays and metric rows; nothing here imports the trai
 """
 
 from omnifuse.eval.base import Evaluator
+from omnifuse.eval.captioning import CaptionerEvaluator
 from omnifuse.eval.classification import ClassifierEvaluator
 from omnifuse.eval.evaluator import DualEncoderEvaluator
 from omnifuse.eval.linear_probe import linear_probe
@@ -33,6 +34,7 @@ from omnifuse.eval.report import (
 
 __all__ = [
     "EVALUATORS",
+    "CaptionerEvaluator",
     "ClassifierEvaluator",
     "DualEncoderEvaluator",
     "Evaluator",

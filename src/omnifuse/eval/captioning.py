@@ -28,6 +28,8 @@ from omnifuse._optional import require
 from omnifuse.data.decode import load_images
 from omnifuse.data.sample import Sample
 from omnifuse.data.synth.vocab import COLORS, SHAPES
+from omnifuse.eval.base import Evaluator
+from omnifuse.eval.registry import register_evaluator
 
 # ---------------------------------------------------------------------------- caption metrics
 #: Tokens the PTB tokenizer step of pycocoevalcap removes.
@@ -158,7 +160,8 @@ def _plain_caption(text: str) -> str:
     return re.sub(r"^\s*caption:\s*", "", text.strip(), flags=re.IGNORECASE).strip()
 
 
-class CaptionerEvaluator:
+@register_evaluator("captioner")
+class CaptionerEvaluator(Evaluator):
     """Captions, answers and few-shot sequences of validation samples, generated greedily.
 
     Samples are grouped by their `task` column (`caption`, `answer`, `fewshot`; a row without
@@ -308,9 +311,6 @@ class CaptionerEvaluator:
         finally:
             model.train(was)
         return metrics, details
-
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        return {self.prefix + k: v for k, v in self.evaluate(model)[0].items()}
 
     def score(self, metrics: dict[str, float]) -> float:
         """Higher is better: CIDEr-D, else answer accuracy, else few-shot accuracy."""
