@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from omnifuse.data.processors import Processor
+from omnifuse.models.registry import ModelSpec, get_spec
 from omnifuse.models.zero_shot import DEFAULT_TEMPLATES, class_prompts, templates_of, zero_shot_probs
 
 __all__ = ["DEFAULT_TEMPLATES", "LabelScore", "Predictor", "zero_shot_probs"]
@@ -40,6 +41,16 @@ class Predictor(ABC):
     @property
     def model_type(self) -> str:
         return self.config["model_type"]
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model kind's spec: what this model can do (`predictor.can("embed")`)."""
+        import omnifuse.models  # noqa: F401  (importing the package registers every kind)
+
+        return get_spec(self.model_type)
+
+    def can(self, capability: str) -> bool:
+        return self.spec.can(capability)
 
     @property
     def modalities(self) -> list[str]:
@@ -81,8 +92,7 @@ class Predictor(ABC):
     def embed(self, modality: str, items: Sequence[Any]) -> np.ndarray:
         """Raw items of one modality -> (N, E) float32 embeddings (L2-normalised)."""
         self._check_modality(modality)
-        if self.model_type != "dual_encoder":
-            raise ValueError(f"embeddings come from a dual encoder; this model is a {self.model_type}")
+        self.spec.require("embed", "embeddings")
         if not len(items):
             raise ValueError("no items to embed")
         chunks = []

@@ -18,6 +18,7 @@ import torch
 from omnifuse._optional import require
 from omnifuse.data.processors import Processor
 from omnifuse.runtime.base import Predictor
+from omnifuse.runtime.contract import ONNX_DIR, REPORT_FILE, placeholder_inputs, present_flag, session_inputs
 
 VARIANTS = ("auto", "fp32", "int8")
 
@@ -104,8 +105,6 @@ class OnnxPredictor(Predictor):
         return self._sessions[name]
 
     def _run(self, name: str, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        from omnifuse.deploy.export.parity import session_inputs
-
         session = self.session(name)
         return session.run(None, session_inputs(session, batch))[0]
 
@@ -117,19 +116,17 @@ class OnnxPredictor(Predictor):
     def _classify_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         if "classifier" not in self.graphs:
             return super()._classify_batch(batch)
-        from omnifuse.deploy.export.graphs import placeholder_inputs
-
         n = next(iter(batch.values())).shape[0]
         feeds = dict(batch)
         for m in self.modalities:
             present = m in {k for k in batch if not k.endswith("_mask")}
             if not present:  # stand-ins, ignored by the model through the flag
                 feeds.update(placeholder_inputs(m, self.processor, n))
-            feeds.setdefault(f"{m}_present", torch.full((n,), present, dtype=torch.bool))
+            feeds.setdefault(present_flag(m), torch.full((n,), present, dtype=torch.bool))
         return self._run("classifier", feeds)  # (B, C)
 
     def describe(self) -> dict[str, Any]:
-        report = self.directory / "onnx" / "export_report.json"
+        report = self.directory / ONNX_DIR / REPORT_FILE
         return json.loads(report.read_text()) if report.exists() else {}
 
 

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
 from omnifuse.runtime.base import Predictor
+from omnifuse.runtime.contract import runtime_config
 
-
-def runtime_config(model: nn.Module, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a predictor reads from a model: the architecture (`source`, e.g. an artifact's
-    config.json with its `compression` record, else `model.to_config()`), the clamped
-    temperature as a log and the class names."""
-    config = {k: v for k, v in source.items() if k != "format_version"} if source else model.to_config()
-    if hasattr(model, "scale"):
-        config["logit_scale"] = math.log(float(model.scale().detach()))
-    if getattr(model, "class_names", None):
-        config["class_names"] = list(model.class_names)
-    return config
+__all__ = ["TorchPredictor", "runtime_config"]
 
 
 class TorchPredictor(Predictor):
@@ -43,7 +31,7 @@ class TorchPredictor(Predictor):
 
     @torch.inference_mode()
     def _classify_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        if not hasattr(self.model, "predict_proba"):
+        if not self.can("classify"):
             return super()._classify_batch(batch)
         with self._autocast():
             return self.model.predict_proba(batch).float().numpy()  # (B, C)

@@ -12,20 +12,9 @@ from collections.abc import Iterable
 def capabilities_of(model_type: str) -> frozenset[str]:
     """The capabilities of the registered kind `model_type` (a ValueError naming the known kinds)."""
     import omnifuse.models  # noqa: F401  (importing the package registers every kind)
-    from omnifuse.models.registry import MODEL_KINDS, get_spec
+    from omnifuse.models.registry import get_spec
 
-    if model_type not in MODEL_KINDS and model_type in _NOT_YET_REGISTERED:
-        return _NOT_YET_REGISTERED[model_type]
     return get_spec(model_type).capabilities
-
-
-# TRANSITIONAL: the built-in kinds are being moved onto `register_model_kind`; until they are,
-# their capabilities are listed here (this table goes when they register).
-_NOT_YET_REGISTERED = {
-    "dual_encoder": frozenset({"embed", "zero_shot"}),
-    "fusion_classifier": frozenset({"classify", "label_tokens"}),
-    "multitask": frozenset({"classify"}),
-}
 
 
 def kinds_that_can(capability: str) -> list[str]:
@@ -33,8 +22,11 @@ def kinds_that_can(capability: str) -> list[str]:
     import omnifuse.models  # noqa: F401
     from omnifuse.models.registry import MODEL_KINDS
 
-    kinds = {**_NOT_YET_REGISTERED, **{name: spec.capabilities for name, spec in MODEL_KINDS.items()}}
-    return [name.replace("_", " ") for name, caps in sorted(kinds.items()) if capability in caps]
+    return [
+        name.replace("_", " ")
+        for name, spec in sorted(MODEL_KINDS.items())
+        if capability in spec.capabilities
+    ]
 
 
 def missing_capability_message(

@@ -8,7 +8,8 @@ from typing import Any
 from torch import nn
 
 from omnifuse.models.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config, save_weights, write_config
-from omnifuse.models.factory import MODEL_TYPES, load_model
+from omnifuse.models.factory import load_model
+from omnifuse.models.registry import get_spec
 from omnifuse.utils.io import atomic_dir, recover_dir
 
 
@@ -20,10 +21,7 @@ def load_source(directory: str | Path) -> tuple[nn.Module, dict[str, Any], Path]
             f"{directory} is not a directory; give an omnifuse artifact directory (e.g. runs/x/best)"
         )
     config = read_config(directory)  # ArtifactError (a ValueError) without config.json / model_type
-    if config["model_type"] not in MODEL_TYPES:
-        raise ValueError(
-            f"{directory}: model_type '{config['model_type']}' is not an omnifuse model; known: {sorted(MODEL_TYPES)}"
-        )
+    get_spec(config["model_type"])  # a ValueError naming the registered kinds for an unknown one
     if "compression" in config:
         raise ValueError(
             f"{directory} is already compressed ({config['compression'].get('method')}); "

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSamplePolicy, DataError, Sample
+from omnifuse.models.registry import spec_of
 
 CACHE_LIMIT = 20_000
 
@@ -37,16 +38,15 @@ def read_split(
 
 
 def _targets(model: nn.Module):
-    """Label tensors for models whose loss needs them (classifiers: `labels` from `label_key`)."""
-    if not getattr(model, "class_names", None) and getattr(model, "task", None) != "regression":
-        return None
-    from omnifuse.data.targets import TargetEncoder
-
-    return TargetEncoder(model.label_key, model.task, model.class_names)
+    """Label tensors for kinds whose loss needs them: the spec's `targets(model)`, else None."""
+    spec = spec_of(model)
+    return spec.targets(model) if spec.targets is not None else None
 
 
 def _allow_missing(model: nn.Module) -> bool:
-    return getattr(model, "model_type", "") != "dual_encoder"
+    """Kinds that align modalities (`embed`) need every modality of a pair; the others fuse
+    what a sample has."""
+    return not spec_of(model).can("embed")
 
 
 def iterate_batches(

@@ -21,6 +21,7 @@ from omnifuse.deploy.compress.base import CompressContext, CompressOptions, Meth
 from omnifuse.deploy.compress.finetune import finetune
 from omnifuse.encoders.presets import preset_config
 from omnifuse.models.factory import load_model
+from omnifuse.models.registry import get_spec, spec_of
 
 SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 
@@ -73,8 +74,11 @@ def logits_distill_loss(
 
 
 def distill_loss(student, teacher, batch, opts: CompressOptions) -> torch.Tensor:
-    if getattr(student, "model_type", "") == "dual_encoder":
+    """Embedding distillation for kinds that `embed`, logit distillation for trained heads."""
+    spec = spec_of(student)
+    if spec.can("embed"):
         return dual_encoder_distill_loss(student, teacher, batch, opts)
+    spec.require("classify", "distill (embeddings or logits to match)")
     return logits_distill_loss(student, teacher, batch, opts)
 
 
@@ -89,11 +93,19 @@ def _shrink_tower(tower: dict[str, Any], preset: str, overrides: dict[str, Any])
 
 
 def student_config(teacher_config: dict[str, Any], preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The teacher's DualEncoder config with every tower at `preset` size (+ overrides); same embed_dim."""
-    if teacher_config.get("model_type") != "dual_encoder":
+    """The teacher's config with every tower at `preset` size (+ overrides); same embed_dim.
+
+    A preset resizes the `towers` (with their `projections`) of a kind that can `embed`; for
+    other kinds pass a student artifact."""
+    kind = teacher_config.get("model_type")
+    if (
+        not get_spec(kind).can("embed")
+        or "towers" not in teacher_config
+        or "projections" not in teacher_config
+    ):
         raise ValueError(
-            f"distill: a student preset is defined for dual encoders; for a '{teacher_config.get('model_type')}' "
-            "pass a student artifact (--student DIR)"
+            f"distill: a student preset resizes the towers of a model that can 'embed' (a dual encoder); "
+            f"for a '{kind}' pass a student artifact (--student DIR)"
         )
     config = copy.deepcopy(teacher_config)
     config["towers"] = {m: _shrink_tower(t, preset, overrides) for m, t in config["towers"].items()}
@@ -104,7 +116,7 @@ def student_config(teacher_config: dict[str, Any], preset: str, overrides: dict[
 
 def build_student(teacher: nn.Module, ctx: CompressContext, student: nn.Module | None) -> nn.Module:
     if student is not None:
-        if getattr(student, "model_type", None) != getattr(teacher, "model_type", None):
+        if spec_of(student).name != spec_of(teacher).name:
             raise ValueError("distill: the student must be the same model type as the teacher")
         if student.processor.fingerprint() != teacher.processor.fingerprint():
             raise ValueError(

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from omnifuse.models.artifact import WEIGHTS_FILE
+from omnifuse.models.registry import spec_of
 
 
 @dataclass
@@ -42,8 +43,8 @@ def size_stats(model: nn.Module, directory: str | Path) -> SizeStats:
 
 @torch.inference_mode()
 def run_once(model: nn.Module, batch: dict[str, torch.Tensor]) -> None:
-    """One inference pass: every tower's embedding for a DualEncoder, else `forward`."""
-    if hasattr(model, "encode") and hasattr(model, "towers"):
+    """One inference pass: every modality's embedding for a kind that can `embed`, else `forward`."""
+    if spec_of(model).can("embed"):
         for m in model.modalities:
             if m in batch:
                 model.encode(m, batch)

@@ -27,11 +27,12 @@ from torch import nn
 
 from omnifuse._optional import require
 from omnifuse.deploy.export.graphs import GraphSpec, graph_specs
-from omnifuse.deploy.export.parity import ExportParityError, ParityResult, compare, session_inputs
+from omnifuse.deploy.export.parity import ExportParityError, ParityResult, compare
 from omnifuse.deploy.export.samples import sample_batches
 from omnifuse.layers.quantized import int8_requirements
 from omnifuse.models.artifact import CONFIG_FILE, write_config
-from omnifuse.runtime.torch_backend import runtime_config
+from omnifuse.models.registry import spec_of
+from omnifuse.runtime.contract import REPORT_FILE, runtime_config, session_inputs
 from omnifuse.utils.cpu import cpu_info
 from omnifuse.utils.io import atomic_dir, atomic_write
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("onnx",)
 QUANTIZE = ("int8",)
-REPORT_FILE = "export_report.json"
 #: ORT transformer-optimizer model types per HF tower class (fused attention / layer norm / GELU).
 ORT_MODEL_TYPES = {"BertModel": "bert", "ViTModel": "vit", "CLIPVisionModel": "clip", "CLIPTextModel": "clip"}
 
@@ -135,13 +135,6 @@ def _torch_onnx_export(spec: GraphSpec, args: tuple, path: Path, opset: int) -> 
             do_constant_folding=True,
             dynamo=False,
         )
-
-
-def _tower_hf_config(model: nn.Module, spec: GraphSpec) -> Any | None:
-    """The HF config of a DualEncoder tower graph (None for a classifier graph)."""
-    towers = getattr(model, "towers", {})
-    tower = towers[spec.name] if spec.name in towers else None
-    return getattr(getattr(tower, "model", None), "config", None)
 
 
 def optimize_graph(path: Path, hf_config: Any | None) -> str:
@@ -290,7 +283,7 @@ def _export_into(
         config["export"]["int8"] = {"weight_range": weight_range, "requires": int8_requirements(weight_range)}
     write_config(config, tmp / CONFIG_FILE)
     model.processor.save(tmp)
-    report = ExportReport("", model.model_type, "onnx", asdict(options), versions=_versions())
+    report = ExportReport("", spec_of(model).name, "onnx", asdict(options), versions=_versions())
     for spec in specs:
         batches = sample_batches(model, spec)
         reference = _reference_outputs(spec, batches)
@@ -303,7 +296,7 @@ def _export_into(
             info["files"].append(qpath.name)
             int8 = check_graph(spec, qpath, batches, reference, "int8", None, options.int8_min_cosine)
         if options.optimize:
-            info["optimized_with"] = optimize_graph(path, _tower_hf_config(model, spec))
+            info["optimized_with"] = optimize_graph(path, spec.hf_config)
         fp32 = check_graph(spec, path, batches, reference, "fp32", options.atol, options.min_cosine)
         report.parity.append(fp32.to_dict())
         if options.quantize == "int8":

@@ -13,6 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnifuse.runtime.contract import session_inputs
+
+__all__ = ["ExportParityError", "ParityResult", "compare", "cosine_rows", "session_inputs"]
+
 
 class ExportParityError(ValueError):
     """The exported graph does not reproduce the PyTorch model; nothing was written."""
@@ -39,19 +43,6 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = a.astype(np.float64), b.astype(np.float64)
     den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
     return (a * b).sum(-1) / np.maximum(den, 1e-12)
-
-
-def session_inputs(session, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """The batch tensors a session takes, as numpy in the graph's dtypes."""
-    dtypes = {"tensor(int64)": np.int64, "tensor(bool)": np.bool_, "tensor(float)": np.float32}
-    feeds = {}
-    for inp in session.get_inputs():
-        if inp.name not in batch:
-            raise ValueError(f"the graph needs input '{inp.name}'; the batch has {sorted(batch)}")
-        feeds[inp.name] = np.ascontiguousarray(
-            batch[inp.name].numpy().astype(dtypes.get(inp.type, np.float32))
-        )
-    return feeds
 
 
 def compare(

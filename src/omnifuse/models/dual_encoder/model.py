@@ -24,6 +24,7 @@ from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.dual_encoder.build import build
 from omnifuse.models.dual_encoder.config import DualEncoderConfig
 from omnifuse.models.dual_encoder.hf_import import dual_encoder_from_hf
+from omnifuse.models.graphs import tower_graphs
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.registry import register_model_kind
 from omnifuse.models.zero_shot import templates_of
@@ -51,6 +52,7 @@ def _loss_config(loss: nn.Module) -> dict[str, Any]:
 @register_model_kind(
     "dual_encoder",
     config=DualEncoderConfig,
+    export_graphs=lambda model: tower_graphs(model, model.towers),  # one ONNX graph per tower
     build=build,
     modalities=DualEncoderConfig.modalities,
     capabilities=("embed", "zero_shot"),

@@ -19,6 +19,7 @@ from omnifuse.fusion import Fusion, build_fusion
 from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.fusion_classifier.build import build, targets
 from omnifuse.models.fusion_classifier.config import FusionClassifierConfig
+from omnifuse.models.graphs import classifier_graph
 from omnifuse.models.heads import build_head, check_task, head_config, probabilities, task_loss
 from omnifuse.models.multimodal import (
     check_fusion_fits,
@@ -43,6 +44,7 @@ class ClassifierOutput:
 @register_model_kind(
     "fusion_classifier",
     config=FusionClassifierConfig,
+    export_graphs=classifier_graph,  # one ONNX graph: every modality + presence flags -> probabilities
     build=build,
     modalities=fusion_model_modalities,
     capabilities=("classify",),
