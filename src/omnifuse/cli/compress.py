@@ -53,7 +53,11 @@ def register(sub) -> None:
     parser.add_argument("--data", required=True, help="evaluation split: quality before/after, speed batch")
     parser.add_argument("--calib", default=None, help="calibration split (static-int8)")
     parser.add_argument("--train", default=None, help="training split (fine-tuning, QAT, distillation)")
-    parser.add_argument("--label-key", default="color_shape", help="zero-shot label (dual encoders)")
+    parser.add_argument(
+        "--label-key",
+        default=None,
+        help="zero-shot label of the quality figure (models that can zero_shot; default: color_shape when present)",
+    )
     parser.add_argument("--text-column", default="captions", help="manifest column with the texts")
     group = parser.add_argument_group("method settings")
     group.add_argument("--sparsity", type=float, default=0.5, help="pruning fraction in (0, 1) (default 0.5)")

@@ -34,7 +34,7 @@ def register(sub) -> None:
         "--label-column",
         action="append",
         default=None,
-        help="classifiers: manifest column(s) holding the labels",
+        help="manifest column(s) read as labels (e.g. --label-column digit for --label-key digit)",
     )
     parser.add_argument(
         "--group-key", default=None, help="classifiers: report accuracy per value of this field"
@@ -45,6 +45,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from omnifuse.data.labels import require_label_key
     from omnifuse.data.readers import read_samples
     from omnifuse.data.sample import CorruptSamplePolicy
     from omnifuse.eval.evaluator import DualEncoderEvaluator, linear_probe_eval
@@ -60,7 +61,9 @@ def run(args) -> int:
         return run_spec_evaluator(args, model, evaluator_name, policy)
     if model.model_type != "dual_encoder":
         return run_classifier(args, model, columns, policy)
-    samples = read_samples(args.data, columns=columns, policy=policy)
+    samples = read_samples(args.data, columns=columns, label_columns=args.label_column, policy=policy)
+    if args.label_key:  # a named key that no sample has is an error, not a missing metric
+        require_label_key(samples, args.label_key, args.data)
     evaluator = DualEncoderEvaluator(
         samples,
         batch_size=args.batch_size,
@@ -73,8 +76,12 @@ def run(args) -> int:
     metrics = evaluator(model)
     if args.probe_train and args.label_key:
         train = read_samples(
-            args.probe_train, columns=columns, policy=CorruptSamplePolicy(name=args.probe_train)
+            args.probe_train,
+            columns=columns,
+            label_columns=args.label_column,
+            policy=CorruptSamplePolicy(name=args.probe_train),
         )
+        require_label_key(train, args.label_key, args.probe_train)
         metrics.update(linear_probe_eval(model, train, samples, args.label_key, batch_size=args.batch_size))
     rows = [{"metric": k, "value": v} for k, v in metrics.items()]
     print(format_table(rows))
@@ -85,12 +92,15 @@ def run(args) -> int:
 
 def run_classifier(args, model, columns: dict[str, str], policy) -> int:
     """Accuracy, macro-F1, per-group accuracy (and per-class report in --out) of a classifier."""
+    from omnifuse.data.labels import require_field
     from omnifuse.data.readers import read_samples
     from omnifuse.eval.classification import ClassifierEvaluator
     from omnifuse.eval.report import format_table
 
     columns = {m: c for m, c in columns.items() if m in model.modalities}
     samples = read_samples(args.data, columns=columns, label_columns=args.label_column, policy=policy)
+    if args.group_key:
+        require_field(samples, args.group_key, args.data, "--group-key field")
     evaluator = ClassifierEvaluator(samples, args.batch_size, args.max_items, args.group_key, prefix="")
     metrics, details = evaluator.evaluate(model)
     print(format_table([{"metric": k, "value": v} for k, v in metrics.items()]))

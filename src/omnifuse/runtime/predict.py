@@ -38,6 +38,12 @@ def predict_manifest(
         raise ValueError(f"--out must end in .csv or .jsonl; got {out}")
     predictor = runtime.load(model_dir, backend=backend, batch_size=batch_size)
     wanted = predictor.modalities if not labels else [m for m in predictor.modalities if m != "text"]
+    unused = sorted(set(columns or {}) - set(predictor.modalities))
+    if unused:  # a named column that would be read and then ignored is an error
+        raise ValueError(
+            f"--columns names {', '.join(f'{m}={columns[m]}' for m in unused)}, but the model takes "
+            f"{predictor.modalities}; map only those"
+        )
     columns = columns or {m: m for m in wanted}
     samples = read_samples(inputs, columns=columns)
     modalities = sorted(set(columns) & set(predictor.modalities))

@@ -53,7 +53,10 @@ class CompressOptions:
     int8_weights: str | None = None
     """int8 methods: 'full' (int8 weights; exact int8 kernels need VNNI or AMX-INT8), 'reduced'
     (7-bit weights: exact int8 kernels on every x86 CPU with AVX2) or None (this CPU's choice)."""
-    label_key: str = "color_shape"
+    label_key: str | None = None
+    """Zero-shot classes for the quality of a model that can `zero_shot` (`labels[label_key]`);
+    a named key that no sample has is an error. None: `color_shape` when the data has it, else
+    retrieval figures only."""
     speed_batch: int = 64
     speed_rounds: int = 10
     """timed rounds per model (alternating); the fastest counts."""

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from omnifuse.data.labels import require_label_key
 from omnifuse.data.sample import Sample
+from omnifuse.models.registry import spec_of
 
 
 @dataclass
@@ -80,10 +82,22 @@ register_quality("dual_encoder", dual_encoder_quality)
 register_quality("fusion_classifier", classifier_quality)
 
 
+DEFAULT_LABEL_KEY = "color_shape"
+"""The zero-shot label used when none is named and the data has it (the shapes world)."""
+
+
 def measure_quality(
-    model: nn.Module, samples: Sequence[Sample], label_key: str, batch_size: int = 128
+    model: nn.Module, samples: Sequence[Sample], label_key: str | None, batch_size: int = 128
 ) -> Quality:
-    model_type = getattr(model, "model_type", type(model).__name__)
-    if model_type not in QUALITY:
-        raise ValueError(f"no quality function for model_type '{model_type}'; known: {sorted(QUALITY)}")
-    return QUALITY[model_type](model, samples, label_key, batch_size)
+    """The kind's quality metrics on `samples`. A named `label_key` (zero-shot classes of a
+    model that can `zero_shot`) that no sample has is an error naming the keys that exist;
+    None uses `DEFAULT_LABEL_KEY` when the data has it, else retrieval only."""
+    spec = spec_of(model)  # a ValueError naming the class when it is no registered kind
+    kind = spec.name
+    if label_key is None:
+        label_key = DEFAULT_LABEL_KEY if any(DEFAULT_LABEL_KEY in s.labels for s in samples) else None
+    elif spec.can("zero_shot"):
+        require_label_key(samples, label_key, "compress --data", column_option=None)
+    if kind not in QUALITY:
+        raise ValueError(f"no quality function for a '{kind}'; known: {sorted(QUALITY)}")
+    return QUALITY[kind](model, samples, label_key, batch_size)
