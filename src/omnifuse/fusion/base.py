@@ -36,11 +36,15 @@ class FusionOutput:
     fused: (B, output_dim) fused representation (decision-level fusion: the combined logits).
     logits: (B, num_outputs) when the module decides itself (late / decision-level fusion), else None.
     aux: extra tensors for inspection, e.g. per-modality logits, gate values, attention weights.
+    tokens: modality -> (B, T_m, W) fused per-token states, aligned with that modality's input
+        tokens (same T_m and mask), for the modalities in the module's ``token_outputs``
+        (token-level strategies); what token labelling reads.
     """
 
     fused: torch.Tensor
     logits: torch.Tensor | None = None
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
+    tokens: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,9 +81,13 @@ class Fusion(nn.Module):
     max_modalities: ClassVar[int | None] = None
     missing_only_params: ClassVar[tuple[str, ...]] = ()
     output_dim: int
+    token_outputs: dict[str, int]
+    """Modality -> width of the fused per-token states in ``FusionOutput.tokens`` (empty when the
+    strategy fuses into one vector only)."""
 
     def __init__(self, dims: dict[str, int], **check_kwargs: Any) -> None:
         super().__init__()
+        self.token_outputs = {}
         self.check_dims(dims, **check_kwargs)
         self.dims = {m: int(dims[m]) for m in sorted(dims)}
         self.modalities = list(self.dims)

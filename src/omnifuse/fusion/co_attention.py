@@ -25,7 +25,7 @@ class CoAttentionFusion(Fusion):
     Missing modalities: a missing stream's keys are fully masked, so the other stream uses only
     itself (the all-masked softmax is guarded, see :class:`CrossAttentionBlock`), and its half
     of the output is a learned ``missing.<modality>`` vector (learns only from batches with
-    missing samples).
+    missing samples). ``tokens``: each stream's co-attended tokens (B, T, hidden_dim).
     """
 
     name = "co_attention"
@@ -59,6 +59,7 @@ class CoAttentionFusion(Fusion):
         )
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.randn(hidden_dim) * 0.02) for m in self.dims})
         self.output_dim = 2 * hidden_dim
+        self.token_outputs = {m: hidden_dim for m in self.dims}
 
     @classmethod
     def check_dims(cls, dims: dict[str, int], hidden_dim: int = 256, heads: int = 4, **kwargs) -> None:
@@ -88,4 +89,6 @@ class CoAttentionFusion(Fusion):
             )
             for m, x in ((a, xa), (b, xb))
         ]  # 2 x (B, H)
-        return FusionOutput(fused=torch.cat(parts, dim=-1))  # (B, 2H)
+        return FusionOutput(
+            fused=torch.cat(parts, dim=-1), tokens={a: xa, b: xb}
+        )  # (B, 2H); tokens (B, T, H)

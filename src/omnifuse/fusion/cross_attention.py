@@ -32,7 +32,8 @@ class CrossAttentionFusion(Fusion):
     modality is missing for a sample, its output falls back to the masked mean of the other
     present modalities' projected pooled vectors, mapped by ``fallback`` (Linear hidden_dim ->
     output_dim; it learns only from batches where the query is missing).
-    ``aux["attn_weights"]``: (B, Tq, Tk) head-averaged weights of the last layer.
+    ``aux["attn_weights"]``: (B, Tq, Tk) head-averaged weights of the last layer;
+    ``tokens[query]``: (B, Tq, hidden_dim) the attended query tokens.
     """
 
     name = "cross_attention"
@@ -61,6 +62,7 @@ class CrossAttentionFusion(Fusion):
         )
         self.output_dim = 2 * hidden_dim if combine == "concat" else hidden_dim
         self.fallback = nn.Linear(hidden_dim, self.output_dim)
+        self.token_outputs = {query: hidden_dim}
 
     @classmethod
     def check_dims(
@@ -107,4 +109,4 @@ class CrossAttentionFusion(Fusion):
         fb = self.fallback(masked_mean(ctx, valid, dim=1))  # (B, out)
         fused = torch.where(q.present[:, None], fused, fb)
         aux = {"attn_weights": w} if w is not None else {}
-        return FusionOutput(fused=fused, aux=aux)
+        return FusionOutput(fused=fused, aux=aux, tokens={self.query: x})  # tokens: (B, Tq, H)

@@ -18,7 +18,8 @@ class SingleStreamFusion(Fusion):
     Each modality's tokens are projected to ``hidden_dim``, plus a learned modality-type
     embedding and learned position embeddings (up to ``max_tokens`` per modality); a learned
     [CLS] is prepended, a pre-LN transformer encoder (``layers``, ``heads``) runs over the
-    joint sequence, and the final-LayerNorm'd [CLS] is the output (hidden_dim).
+    joint sequence, and the final-LayerNorm'd [CLS] is the output (hidden_dim); ``tokens``
+    holds each modality's slice of the final sequence (B, T_m, hidden_dim).
 
     Missing modalities: their tokens (and padding tokens) are masked out as attention keys;
     the [CLS] is always a valid key, so the attention never sees an all-masked row.
@@ -53,6 +54,7 @@ class SingleStreamFusion(Fusion):
         )
         self.norm = nn.LayerNorm(hidden_dim)
         self.output_dim = hidden_dim
+        self.token_outputs = {m: hidden_dim for m in self.dims}
 
     @classmethod
     def check_dims(cls, dims: dict[str, int], hidden_dim: int = 256, heads: int = 4, **kwargs) -> None:
@@ -79,4 +81,9 @@ class SingleStreamFusion(Fusion):
         mask = torch.cat(masks, dim=1)  # (B, 1 + sum T_m) False = padding / missing
         for block in self.blocks:
             h = block(h, mask)
-        return FusionOutput(fused=self.norm(h[:, 0]))  # (B, H)
+        h = self.norm(h)
+        tokens, start = {}, 1
+        for m, x in inputs.items():  # each modality's slice of the joint sequence, (B, T_m, H)
+            tokens[m] = h[:, start : start + x.tokens.shape[1]]
+            start += x.tokens.shape[1]
+        return FusionOutput(fused=h[:, 0], tokens=tokens)  # (B, H)
