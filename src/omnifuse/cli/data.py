@@ -54,8 +54,9 @@ def register(sub) -> None:
     synth.add_argument(
         "--tasks",
         action="store_true",
-        help="also write fusion-task manifests: vqa_<split>.jsonl (question -> answer) and "
-        "match_<split>.jsonl (relation caption true of the image, or its swapped twin)",
+        help="also write fusion-task manifests: vqa_<split>.jsonl (question -> answer), "
+        "match_<split>.jsonl (relation caption true of the image, or its swapped twin) and "
+        "grounding_<split>.jsonl (caption words tagged B-wrong/I-wrong/O against the image)",
     )
     synth.add_argument(
         "--pretraining",

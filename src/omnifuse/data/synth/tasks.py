@@ -6,6 +6,8 @@
   true of the image, and the same caption with the two objects swapped as negatives. Both
   use the same words, so a bag of words cannot tell them apart: the model has to bind each
   phrase to a place in the image.
+- Word grounding (token labelling): captions with some attribute words swapped for wrong
+  ones, tagged per word in IOB2 (see `omnifuse.data.synth.grounding`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from omnifuse.data.synth.grounding import grounding_rows
 from omnifuse.data.synth.scene import SceneObject, relation_holds
 from omnifuse.data.synth.vocab import RELATIONS
 
-TASKS = ("vqa", "match")
+TASKS = ("vqa", "match", "grounding")
 
 
 def _objects(row: dict[str, Any]) -> list[SceneObject]:
@@ -57,7 +60,7 @@ def match_rows(row: dict[str, Any], rng: np.random.Generator) -> list[dict[str, 
 
 
 def write_task_manifests(shapes_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write `vqa_<split>.jsonl` and `match_<split>.jsonl` beside a shapes world's manifests.
+    """Write `vqa_<split>.jsonl`, `match_<split>.jsonl` and `grounding_<split>.jsonl` beside a shapes world's manifests.
 
     Image paths are kept as written by the generator (relative to `shapes_dir`).
     Returns "<task>_<split>" -> path.
@@ -74,6 +77,8 @@ def write_task_manifests(shapes_dir: str | Path, seed: int = 0) -> dict[str, Pat
             "vqa": [r for row in rows for r in vqa_rows(row)],
             "match": [r for row in rows for r in match_rows(row, rng)],
         }
+        grounding_rng = np.random.default_rng([seed, len(split), 1])
+        tasks["grounding"] = [r for row in rows for r in grounding_rows(row, grounding_rng)]
         for task, task_rows in tasks.items():
             path = shapes_dir / f"{task}_{split}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in task_rows))
