@@ -9,10 +9,13 @@ def register(sub) -> None:
     parser = add_verb(
         sub,
         "predict",
-        "predict labels for every row of a manifest with a trained classifier (or zero-shot labels)",
+        "predict labels for every row of a manifest with a trained classifier (or zero-shot labels); "
+        "a token classifier writes one label per word (JSONL)",
         "  omnifuse predict runs/shapes-vqa/best data/shapes/vqa_test.jsonl --columns text=question --out preds.csv\n"
         "  omnifuse predict runs/shapes-clip/best data/shapes/test.jsonl --columns image=image \\\n"
-        "      --labels 'red circle' 'blue square' --out preds.jsonl --top-k 2",
+        "      --labels 'red circle' 'blue square' --out preds.jsonl --top-k 2\n"
+        "  omnifuse predict runs/grounding/best data/shapes/grounding_test.jsonl --columns text=caption \\\n"
+        "      image=image --out tags.jsonl",
         run,
     )
     parser.add_argument("model", help="artifact directory (PyTorch or exported)")

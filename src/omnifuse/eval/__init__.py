@@ -1,6 +1,6 @@
 """Evaluation: metrics, linear probes, plots and the HTML report.
 
-Evaluators by name (`retrieval`, `classification`; a model kind's spec names its own), and
+Evaluators by name (`retrieval`, `classification`, `token_labels`; a model kind's spec names its own), and
 pure functions of tensors, arrays and metric rows; nothing here imports the training loop. scikit-learn, matplotlib and Pillow are imported only when a function needs them.
 """
 
@@ -31,6 +31,7 @@ from omnifuse.eval.report import (
     render_report,
     write_report,
 )
+from omnifuse.eval.token_labels import TokenLabelEvaluator
 
 __all__ = [
     "EVALUATORS",
@@ -38,6 +39,7 @@ __all__ = [
     "ClassifierEvaluator",
     "DualEncoderEvaluator",
     "Evaluator",
+    "TokenLabelEvaluator",
     "build_evaluator",
     "get_evaluator",
     "register_evaluator",

@@ -15,6 +15,7 @@ from omnifuse.models.multitask import MultiTaskConfig, MultiTaskModel
 from omnifuse.models.outputs import DualEncoderOutput
 from omnifuse.models.registry import ModelSpec, get_spec, model_configs, register_model_kind, spec_of
 from omnifuse.models.text_to_image import TextToImage
+from omnifuse.models.token_classifier import TokenClassifier  # registers the kind
 from omnifuse.models.vl_pretrain import VLPretrain  # registers the kind
 from omnifuse.models.zero_shot import ZeroShotClassifier
 
@@ -35,6 +36,7 @@ __all__ = [
     "MultiTaskConfig",
     "MultiTaskModel",
     "VLPretrain",
+    "TokenClassifier",
     "ZeroShotClassifier",
     "build_model",
     "get_spec",

@@ -32,10 +32,17 @@ def predict_manifest(
     batch_size: int = 64,
     backend: str = "auto",
 ) -> int:
-    """Write `id, prediction, score, top_k` per readable row; unreadable rows get an `error`."""
+    """Write `id, prediction, score, top_k` per readable row; unreadable rows get an `error`.
+
+    A model that labels tokens (its kind can `label_tokens`) writes `id, words, labels` per row
+    instead (JSONL only).
+    """
     out_path = Path(out)
     if out_path.suffix.lower() not in (".csv", ".jsonl"):
         raise ValueError(f"--out must end in .csv or .jsonl; got {out}")
+    spec = _spec_of_artifact(model_dir)
+    if spec is not None and spec.can("label_tokens"):
+        return predict_token_labels(model_dir, inputs, out_path, columns, batch_size)
     predictor = runtime.load(model_dir, backend=backend, batch_size=batch_size)
     wanted = predictor.modalities if not labels else [m for m in predictor.modalities if m != "text"]
     unused = sorted(set(columns or {}) - set(predictor.modalities))
@@ -71,6 +78,47 @@ def predict_manifest(
             rows.append(row)
     policy.log()
     write_rows(rows, out_path)
+    return len(rows)
+
+
+def _spec_of_artifact(model_dir: str):
+    """The registered kind of an artifact directory, or None (not registered, or no config.json)."""
+    from omnifuse.models.artifact import read_config, resolve_artifact_dir
+    from omnifuse.models.registry import MODEL_KINDS
+
+    try:
+        kind = read_config(resolve_artifact_dir(model_dir)).get("model_type")
+    except (OSError, ValueError):
+        return None  # the backend's own loader reports what is wrong with the directory
+    return MODEL_KINDS.get(kind)
+
+
+def predict_token_labels(
+    model_dir: str, inputs: str, out: Path, columns: dict[str, str] | None = None, batch_size: int = 64
+) -> int:
+    """One JSONL row per sample: `id`, `words` and one label per word (`labels`); unreadable rows get an `error`."""
+    from omnifuse.models.factory import load_model
+
+    if out.suffix.lower() != ".jsonl":
+        raise ValueError(f"per-token labels are written as JSONL; --out must end in .jsonl, got {out}")
+    model = load_model(model_dir)
+    columns = columns or {m: m for m in model.modalities}
+    samples = read_samples(inputs, columns=columns)
+    lacking = [i for i, s in enumerate(samples) if "text" not in s.inputs]
+    if lacking:
+        raise ValueError(
+            f"{inputs}: row {lacking[0]} has no text to label (map the text column with --columns text=COLUMN)"
+        )
+    rows = []
+    for start in tqdm(range(0, len(samples), batch_size), desc="predict", unit="batch"):
+        chunk = samples[start : start + batch_size]
+        for s, labelled in zip(chunk, model.label_samples(chunk, batch_size)):
+            row = {"id": s.meta.get("id", s.source), "words": [w for w, _ in labelled]}
+            row["labels"] = [label for _, label in labelled]
+            if not labelled:
+                row["error"] = "unreadable input (see log)"
+            rows.append(row)
+    write_rows(rows, out)
     return len(rows)
 
 
