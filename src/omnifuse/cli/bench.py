@@ -5,7 +5,7 @@ Each benchmark is its own module with a `register(verbs)`; add new ones to BENCH
 
 from __future__ import annotations
 
-from omnifuse.cli import bench_fusion, bench_generate, bench_train
+from omnifuse.cli import bench_caption, bench_fusion, bench_generate, bench_train
 from omnifuse.cli import bench_infer as bench_infer_verb
 from omnifuse.cli import bench_serve as bench_serve_verb
 from omnifuse.cli._common import add_verb
@@ -16,6 +16,7 @@ BENCHES = (
     bench_serve_verb,
     bench_infer_verb,
     bench_generate,
+    bench_caption,
 )
 
 

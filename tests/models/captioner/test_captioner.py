@@ -202,3 +202,27 @@ def test_lm_without_pad_token(make_captioner):
     assert proc.pad_id == tok.convert_tokens_to_ids("[SEP]")
     out = proc(["a red circle", "<image>Caption: a blue square left of a red circle"])
     assert out["text"].shape[0] == 2 and (out["text_labels"][0, out["text_mask"][0] == 0] == -100).all()
+
+
+def test_decode_workload_hook_joins_bench_generate(captioner):
+    from omnifuse.bench.generate import bench_generate
+
+    spec = get_spec("captioner")
+    (workload,) = spec.extras["decode_workload"](captioner)
+    workload.max_new_tokens = 3
+    result = bench_generate(
+        [workload],
+        (1, 2),
+        ("eager-fp32", "bf16-weights"),
+        caches=(True, False),
+        iters=1,
+        budget_s=1,
+        progress=None,
+    )
+    assert all(r["tokens_per_s"] > 0 for r in result["rows"]) and len(result["rows"]) == 8
+    assert (
+        workload.run(
+            workload.model, workload.inputs(2), GenerationSettings(max_new_tokens=3, min_new_tokens=3)
+        )
+        == 6
+    )
