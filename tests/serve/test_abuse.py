@@ -321,3 +321,33 @@ def test_json_parser_attacks_get_4xx_with_a_message(path, serve_model_dir, shape
             "/v1/search": {"text": "a red circle"},
         }
         assert client.post(path, json=good[path]).status_code == 200  # and it still serves
+
+
+def test_prompt_templates_that_are_not_one_placeholder_get_422(serve_model_dir):
+    """Templates are format strings from the client: `{0}`, `{x}`, `{}{}`, a lone brace or a
+    huge width would raise (or allocate) inside the server; each is a 422 naming the template."""
+    from fastapi.testclient import TestClient
+
+    from omnifuse import runtime
+
+    app = create_app(ServeConfig(model_dir="unused"), predictor=runtime.load(serve_model_dir))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for template in [
+            "{} {0}",
+            "{}{}",
+            "{} {x}",
+            "{} {",
+            "} {}",
+            "{0.__class__} {}",
+            "{:>99999999}",
+            "{!r}",
+        ]:
+            r = client.post(
+                "/v1/classify", json={"texts": ["a"], "labels": ["x", "y"], "templates": [template]}
+            )
+            assert r.status_code == 422, (template, r.status_code, r.text)
+            assert "placeholder" in r.json()["error"], template
+        r = client.post(
+            "/v1/classify", json={"texts": ["a"], "labels": ["x", "y"], "templates": ["{{literal}} {}"]}
+        )
+        assert r.status_code == 200, r.text

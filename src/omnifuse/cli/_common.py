@@ -21,7 +21,7 @@ def add_verb(sub, name: str, help: str, examples: str, func) -> argparse.Argumen
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    return path
+    """Write `payload` as JSON atomically (`omnifuse.utils.io.atomic_write`)."""
+    from omnifuse.utils.io import atomic_write
+
+    return atomic_write(Path(path), json.dumps(payload, indent=2))

@@ -19,6 +19,7 @@ from omnifuse.deploy.compress.measure import compare_speed, size_stats
 from omnifuse.deploy.compress.qat import quantization_aware_finetune
 from omnifuse.deploy.compress.quality import measure_quality
 from omnifuse.models.factory import load_model
+from omnifuse.utils.io import atomic_write
 
 REPORT_FILE = "compress_report.json"
 INT8_METHODS = {"dynamic-int8": "dynamic", "static-int8": "static"}
@@ -160,5 +161,5 @@ def compress(
             "machine": platform.processor() or platform.machine(),
         },
     )
-    (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    atomic_write(Path(out) / REPORT_FILE, json.dumps(report.to_dict(), indent=2, default=str))
     return report

@@ -7,6 +7,7 @@ model that can `classify` runs its head over one item per index of every modalit
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,20 @@ from omnifuse.serve.limits import check_texts
 from omnifuse.serve.routers.embed import images_of
 from omnifuse.serve.routers.registry import register_router
 from omnifuse.serve.state import ServeState
+
+
+def _one_placeholder(template: str) -> bool:
+    """Whether `template.format(label)` fills exactly one bare `{}` and nothing else (a client's
+    `{0}`, `{x}`, `{:>9999999}` or lone `{` would otherwise fail, or grow, inside the server)."""
+    try:
+        fields = [
+            (name, spec, conv)
+            for _, name, spec, conv in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError:  # a lone '{' or '}'
+        return False
+    return fields == [("", "", None)]
 
 
 def _head_task(predictor, modalities: tuple[str, ...], items: list[dict[str, Any]]) -> list[Any]:
@@ -47,8 +62,15 @@ def build(state: ServeState) -> APIRouter:
             )
         labels = check_texts(parsed.labels, limits, "labels")
         templates = parsed.templates or state.predictor.zero_shot_templates
-        if not templates or any("{}" not in t for t in templates):
-            raise RequestError(422, "every template needs a '{}' placeholder for the label")
+        bad = [t for t in templates if not _one_placeholder(t)]
+        if not templates or bad:
+            raise RequestError(
+                422,
+                "every template needs a '{}' placeholder for the label, exactly one, and no other "
+                f"braces (write '{{{{' for a literal brace); got {bad[0][:100]!r}"
+                if bad
+                else "every template needs a '{}' placeholder for the label",
+            )
         if len(labels) > limits.max_labels:
             raise RequestError(413, f"too many labels: {len(labels)}; the limit is {limits.max_labels}")
         prompts = [t.format(label) for label in labels for t in templates]
