@@ -291,6 +291,20 @@ def _parser_attacks() -> dict[str, tuple[bytes, str | None, int, str]]:
         "no content type": (b'{"texts": ["a"]}', None, 415, "content type"),
         "wrong content type": (b'{"texts": ["a"]}', "text/plain", 415, "content type"),
         "multipart without a boundary": (b"--x\r\n", "multipart/form-data", 400, "boundary"),
+        "multipart garbage": (b"\x00" * 1000, "multipart/form-data; boundary=x", 400, "multipart"),
+        "multipart part without a name": (
+            b"--x\r\nContent-Disposition: form-data\r\n\r\na\r\n--x--\r\n",
+            "multipart/form-data; boundary=x",
+            400,
+            "name",
+        ),
+        "multipart with 5,000 fields": (
+            b"".join(b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\na\r\n' for _ in range(5000))
+            + b"--x--\r\n",
+            "multipart/form-data; boundary=x",
+            400,
+            "Too many fields",
+        ),
     }
 
 
