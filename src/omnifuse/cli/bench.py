@@ -5,7 +5,7 @@ Each benchmark is its own module with a `register(verbs)`; add new ones to BENCH
 
 from __future__ import annotations
 
-from omnifuse.cli import bench_caption, bench_fusion, bench_generate, bench_train
+from omnifuse.cli import bench_caption, bench_fusion, bench_generate, bench_pretrain, bench_train
 from omnifuse.cli import bench_infer as bench_infer_verb
 from omnifuse.cli import bench_serve as bench_serve_verb
 from omnifuse.cli._common import add_verb
@@ -17,6 +17,7 @@ BENCHES = (
     bench_infer_verb,
     bench_generate,
     bench_caption,
+    bench_pretrain,
 )
 
 

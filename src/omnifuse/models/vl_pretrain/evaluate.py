@@ -2,7 +2,8 @@
 
 - `val/match_accuracy`: ITM decisions (p(match) > 0.5) on each sample's true caption and on its
   minimal-pair false twin (chance 0.5), also per value of `group_key` (e.g. relation / attribute);
-  `val/match_pair_accuracy`: the true caption scores higher than its twin (chance 0.5).
+  `val/match_pair_accuracy`: the true caption scores higher than its twin (chance 0.5), by the
+  ITM head, or by contrastive similarity for a model trained without ITM (CLIP-only).
 - `val/itc_top1`: in each batch, the text most similar to an image is one of its own (chance ~1/B).
 - `val/mlm_accuracy`: masked tokens predicted from the masked caption and the image.
 """
@@ -55,7 +56,7 @@ class VLPretrainEvaluator:
         device = next(model.parameters()).device
         proc, other, key = model.processor, model.other, model.negative_label
         decisions: dict[str, list[float]] = defaultdict(list)
-        pairs: list[float] = []
+        pairs: dict[str, list[float]] = defaultdict(list)
         itc_hits = itc_n = mlm_hits = mlm_n = 0
         for start, chunk, values in self._batches(model):
             texts = [first_text(s.inputs["text"]) for s in chunk]
@@ -73,29 +74,41 @@ class VLPretrainEvaluator:
                 where = batch["mlm_labels"] != IGNORE_INDEX
                 mlm_hits += int((out.mlm_logits[where].argmax(-1) == batch["mlm_labels"][where]).sum())
                 mlm_n += int(where.sum())
-            if model.loss_weights["itm"]:
-                p_true = model.match_logits(batch).softmax(-1)[:, 1]  # (B,)
-                neg_rows = [i for i, s in enumerate(chunk) if s.labels.get(key)]
-                if neg_rows:
-                    neg = proc["text"]([chunk[i].labels[key] for i in neg_rows])
-                    nb = {**{k: v[neg_rows] for k, v in pix.items()}, **neg}
-                    p_false = model.match_logits({k: v.to(device) for k, v in nb.items()}).softmax(-1)[:, 1]
-                    for j, i in enumerate(neg_rows):
-                        group = str(chunk[i].labels.get(self.group_key, "")) if self.group_key else ""
+            neg_rows = [i for i, s in enumerate(chunk) if s.labels.get(key)]
+            if neg_rows:
+                neg = proc["text"]([chunk[i].labels[key] for i in neg_rows])
+                nb = {k: v.to(device) for k, v in {**{k: v[neg_rows] for k, v in pix.items()}, **neg}.items()}
+                if model.loss_weights["itm"]:
+                    p_true = model.match_logits(batch).softmax(-1)[:, 1]  # (B,)
+                    p_false = model.match_logits(nb).softmax(-1)[:, 1]  # (N,)
+                else:  # contrastive only: the twin must be less similar to the image than the caption
+                    neg_emb = model.embed({"text": model.encoders["text"](nb)})["text"]  # (N, E)
+                    p_true = (emb[other] * emb["text"]).sum(-1)  # (B,)
+                    p_false = (emb[other][neg_rows] * neg_emb).sum(-1)  # (N,)
+                for j, i in enumerate(neg_rows):
+                    group = str(chunk[i].labels.get(self.group_key, "")) if self.group_key else ""
+                    if model.loss_weights["itm"]:
                         for g in {"", group}:
                             decisions[g] += [float(p_true[i] > 0.5), float(p_false[j] < 0.5)]
-                        pairs.append(float(p_true[i] > p_false[j]))
+                    pairs[group].append(float(p_true[i] > p_false[j]))
         model.train(was_training)
         metrics = {"val/itc_top1": itc_hits / max(itc_n, 1)}
         if mlm_n:
             metrics["val/mlm_accuracy"] = mlm_hits / mlm_n
-        if pairs:
+        if decisions:
             metrics["val/match_accuracy"] = sum(decisions[""]) / len(decisions[""])
-            metrics["val/match_pair_accuracy"] = sum(pairs) / len(pairs)
             for g, d in sorted(decisions.items()):
                 if g:
                     metrics[f"val/match_accuracy/{g}"] = sum(d) / len(d)
+        if pairs:
+            every = [x for d in pairs.values() for x in d]
+            metrics["val/match_pair_accuracy"] = sum(every) / len(every)
+            for g, d in sorted(pairs.items()):
+                if g:
+                    metrics[f"val/match_pair_accuracy/{g}"] = sum(d) / len(d)
         return metrics
 
     def score(self, metrics: dict[str, float]) -> float:
-        return metrics.get("val/match_accuracy", metrics["val/itc_top1"])
+        return metrics.get(
+            "val/match_accuracy", metrics.get("val/match_pair_accuracy", metrics["val/itc_top1"])
+        )
