@@ -4,7 +4,8 @@
   minimal-pair false twin (chance 0.5), also per value of `group_key` (e.g. relation / attribute);
   `val/match_pair_accuracy`: the true caption scores higher than its twin (chance 0.5), by the
   ITM head, or by contrastive similarity for a model trained without ITM (CLIP-only).
-- `val/itc_top1`: in each batch, the text most similar to an image is one of its own (chance ~1/B).
+- `val/itc_top1`: in each batch, the text most similar to an image describes that image (one of
+  its captions, or the same caption).
 - `val/mlm_accuracy`: masked tokens predicted from the masked caption and the image.
 """
 
@@ -67,7 +68,10 @@ class VLPretrainEvaluator:
             out = model.forward({**batch, "mlm_labels": batch["mlm_labels"]})
             emb = out.embeddings
             sim = emb[other] @ emb["text"].T  # (B, B)
-            same = torch.tensor([[a == b for b in texts] for a in texts], device=device)
+            keys = [
+                (str(s.inputs[other]), t) for s, t in zip(chunk, texts)
+            ]  # a text of the same image counts
+            same = torch.tensor([[a[0] == b[0] or a[1] == b[1] for b in keys] for a in keys], device=device)
             itc_hits += int(same[torch.arange(len(chunk)), sim.argmax(1)].sum())
             itc_n += len(chunk)
             if out.mlm_logits is not None:
