@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-MODES = ("mean", "stack")
+MODES = ("mean", "stack", "hard_vote")
 
 
 @dataclass
@@ -30,7 +30,9 @@ class FusionEnsemble(nn.Module):
     sum 1 (default uniform) — model averaging. ``mode="stack"``: stacked generalisation
     (Wolpert 1992, "Stacked Generalization"): a linear meta-classifier over the concatenated
     member logits (K * C -> C); train it with ``freeze_members=True`` on held-out data so it
-    learns how far to trust each member.
+    learns how far to trust each member. ``mode="hard_vote"``: weighted hard vote, the decision rule
+    of boosting (SAMME: ``argmax_c sum_k alpha_k [member k predicts c]``, ``weights`` = the
+    alphas); its logits are the log of each class's share of the vote.
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class FusionEnsemble(nn.Module):
         if mode == "stack" and (not isinstance(num_outputs, int) or num_outputs <= 0):
             raise ValueError("FusionEnsemble(mode='stack') needs num_outputs, the number of classes")
         if weights is not None:
-            if mode != "mean":
-                raise ValueError("FusionEnsemble: weights apply to mode='mean' only; drop them for 'stack'")
+            if mode == "stack":
+                raise ValueError(
+                    "FusionEnsemble: weights apply to mode='mean' or 'hard_vote'; drop them for 'stack'"
+                )
             if len(weights) != len(members):
                 raise ValueError(
                     f"FusionEnsemble: {len(weights)} weights for {len(members)} members; give one each"
@@ -91,6 +95,12 @@ class FusionEnsemble(nn.Module):
         stacked = torch.stack(outs, dim=1)  # (B, K, C)
         if self.mode == "stack":
             logits = self.meta(stacked.flatten(1))  # (B, C)
+        elif self.mode == "hard_vote":
+            votes = nn.functional.one_hot(stacked.argmax(-1), stacked.shape[-1]).to(
+                stacked.dtype
+            )  # (B, K, C)
+            share = (self.member_weights.to(stacked.dtype)[None, :, None] * votes).sum(1)  # (B, C), sums to 1
+            logits = share.clamp_min(1e-6).log()  # (B, C)
         else:
             logits = (self.member_weights.to(stacked.dtype)[None, :, None] * stacked).sum(1)  # (B, C)
         return EnsembleOutput(logits=logits, member_logits=stacked)

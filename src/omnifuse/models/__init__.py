@@ -6,6 +6,7 @@ Importing this package imports every built-in kind, which registers it.
 from omnifuse.models.artifact import ArtifactError
 from omnifuse.models.captioner import Captioner
 from omnifuse.models.dual_encoder import DualEncoder, DualEncoderConfig
+from omnifuse.models.ensemble import EnsembleClassifier  # registers the kind
 from omnifuse.models.factory import MODEL_TYPES, build_model, load_model
 from omnifuse.models.fusion_classifier import FusionClassifier, FusionClassifierConfig
 from omnifuse.models.generalist import Generalist  # registers the kind
@@ -26,6 +27,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderConfig",
     "DualEncoderOutput",
+    "EnsembleClassifier",
     "Generalist",
     "ImageTokenizer",
     "MaskedLM",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,12 @@ def build_evaluator(recipe: Recipe, val: list[Sample] | None, model):
     return evaluator_for(spec_of(model).evaluator, recipe.eval, val, model)
 
 
-def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
+def run_recipe(
+    recipe: Recipe, resume: bool = False, resample: Callable[[list[Sample]], list[Sample]] | None = None
+) -> TrainResult:
+    """Train the recipe's model. `resample` maps the training samples to the ones the loop sees
+    (ensembles: a bootstrap or weighted resample); the preprocessing and the model (its class
+    names) are still built from all of them, so every member of an ensemble matches."""
     from omnifuse.eval.plots import plot_curves
 
     run_dir = recipe.run_dir
@@ -161,7 +167,7 @@ def run_recipe(recipe: Recipe, resume: bool = False) -> TrainResult:
     evaluator = build_evaluator(recipe, data.val, model)
     trainer = Trainer(
         model,
-        data.train,
+        resample(data.train) if resample is not None else data.train,
         recipe.train,
         run_dir,
         evaluator=evaluator,
