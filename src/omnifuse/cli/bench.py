@@ -5,7 +5,14 @@ Each benchmark is its own module with a `register(verbs)`; add new ones to BENCH
 
 from __future__ import annotations
 
-from omnifuse.cli import bench_caption, bench_fusion, bench_generate, bench_pretrain, bench_train
+from omnifuse.cli import (
+    bench_caption,
+    bench_fusion,
+    bench_generate,
+    bench_pretrain,
+    bench_text2image,
+    bench_train,
+)
 from omnifuse.cli import bench_infer as bench_infer_verb
 from omnifuse.cli import bench_serve as bench_serve_verb
 from omnifuse.cli._common import add_verb
@@ -18,6 +25,7 @@ BENCHES = (
     bench_generate,
     bench_caption,
     bench_pretrain,
+    bench_text2image,
 )
 
 

@@ -158,15 +158,67 @@ def add_answer(verbs) -> None:
     add_decoding_args(p, max_new_tokens=8)
 
 
+def _run_image(args: argparse.Namespace) -> int:
+    from omnifuse.models import load_model
+    from omnifuse.models.registry import spec_of
+    from omnifuse.models.text_to_image import image_grid
+
+    model = load_generator(args.model, "generate_image", "omnifuse generate image")
+    settings = settings_from_args(args)
+    clip = None
+    if args.rerank:
+        clip = load_model(args.rerank)
+        spec_of(clip).require("embed", "--rerank")
+    out = model.generate(args.prompts, n=args.n, settings=settings, guidance_scale=args.guidance, rerank=clip)
+    grid = image_grid(out.images, columns=args.n)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.out, format="PNG")
+    rows = [
+        {"prompt": p, "rank": i % args.n, **({"clip_score": out.scores[i]} if out.scores else {})}
+        for i, p in enumerate(out.prompts)
+    ]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    ranked = " (best first by CLIP score)" if clip is not None else ""
+    print(f"wrote {len(out.images)} image(s), {len(args.prompts)} row(s) x {args.n}{ranked}, to {args.out}")
+    return 0
+
+
+def add_image(verbs) -> None:
+    p = add_verb(
+        verbs,
+        "image",
+        "draw images from text prompts with a text-to-image model (a PNG grid: one row per prompt)",
+        '  omnifuse generate image runs/shapes-t2i/best "a red circle above a blue square" --n 16 \\\n'
+        "      --rerank runs/shapes-clip/best --guidance 3 --seed 0 --out grid.png\n"
+        '  omnifuse generate image MODEL "a green star" "a blue hexagon" --n 4 --top-k 64 --out two_rows.png',
+        _run_image,
+    )
+    p.add_argument("model", help="artifact directory of a model that can generate images")
+    p.add_argument("prompts", nargs="+", help="text prompts (one grid row each)")
+    p.add_argument("--n", type=int, default=4, help="candidates per prompt (default 4)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: off)")
+    p.add_argument(
+        "--rerank", default=None, metavar="CLIP_DIR", help="a DualEncoder artifact: sort by CLIP score"
+    )
+    p.add_argument("--out", default="grid.png", help="PNG grid to write (default grid.png)")
+    p.add_argument(
+        "--json", action="store_true", help="also print one JSON line per image (prompt, rank, score)"
+    )
+    add_decoding_args(p)
+    p.set_defaults(strategy="sample")
+
+
 #: One function per sub-command; append yours.
-SUBCOMMANDS = [add_caption, add_answer]
+SUBCOMMANDS = [add_caption, add_answer, add_image]
 
 
 def register(sub) -> None:
     parser = add_verb(
         sub,
         "generate",
-        "generate with a trained model: captions, answers (see each sub-command's --help)",
+        "generate with a trained model: captions, answers, images (see each sub-command's --help)",
         "  omnifuse generate caption runs/shapes-captioner/best img.png\n"
         "  omnifuse generate answer runs/shapes-captioner/best --image img.png --question 'how many shapes?'",
         None,

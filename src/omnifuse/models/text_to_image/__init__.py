@@ -1,6 +1,7 @@
 """The text-to-image kind: a DALL-E-style prior over [text; image codes], with guidance and CLIP reranking."""
 
 from omnifuse.models.text_to_image.config import TextToImageConfig
+from omnifuse.models.text_to_image.grid import image_grid
 from omnifuse.models.text_to_image.model import (
     ImageGenerationOutput,
     TextImagePositions,
@@ -16,5 +17,6 @@ __all__ = [
     "TextToImageConfig",
     "TextToImageOutput",
     "clip_scores",
+    "image_grid",
     "rerank_by_clip",
 ]
