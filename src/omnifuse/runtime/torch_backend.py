@@ -29,6 +29,11 @@ class TorchPredictor(Predictor):
             emb = self.model.encode(modality, batch)  # (B, E), normalised
         return emb.float().numpy()
 
+    def generate_images(self, prompts, n: int = 1, settings=None, guidance_scale: float = 1.0, **kwargs):
+        """Images from text prompts (models whose spec can `generate_image`): an
+        `ImageGenerationOutput` of the model's `generate`."""
+        return self.model.generate(prompts, n=n, settings=settings, guidance_scale=guidance_scale, **kwargs)
+
     @torch.inference_mode()
     def _classify_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         if not self.can("classify"):

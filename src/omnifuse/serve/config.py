@@ -30,6 +30,12 @@ class Limits:
     allow_url_prefixes: tuple[str, ...] = ()
     """`image_urls` are fetched only when they start with one of these (empty: URLs are refused)."""
     url_timeout_s: float = 5.0
+    max_images: int = 16
+    """Most images one `/v1/generate/image` request may ask for."""
+    max_guidance_scale: float = 10.0
+    """Largest classifier-free guidance scale a request may ask for."""
+    max_generate_s: float = 60.0
+    """Longest an image generation may run; past it the request fails with 408."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -40,6 +46,9 @@ class Limits:
             "max_labels",
             "max_k",
             "max_media_seconds",
+            "max_images",
+            "max_guidance_scale",
+            "max_generate_s",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit '{name}' must be positive, got {getattr(self, name)}")

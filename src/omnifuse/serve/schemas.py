@@ -36,6 +36,31 @@ class SearchRequest(_Strict):
     k: int = Field(default=10, ge=1, description="number of results")
 
 
+class GenerateImageRequest(_Strict):
+    prompt: str = Field(min_length=1, description="what to draw")
+    n: int = Field(default=4, ge=1, description="images to generate (at most the server's max_images)")
+    guidance_scale: float = Field(
+        default=1.0, ge=0, description="classifier-free guidance (1: off; at most the server's limit)"
+    )
+    temperature: float = Field(default=1.0, gt=0, le=10)
+    top_k: int = Field(default=0, ge=0, description="sample among the k likeliest codes (0: all)")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=0, description="the same seed gives the same images")
+    format: str = Field(
+        default="base64",
+        pattern="^(base64|png)$",
+        description="base64: JSON with one PNG per image; png: one grid",
+    )
+
+
+class GenerateImageResponse(BaseModel):
+    prompt: str
+    images: list[str] = Field(description="base64-encoded PNGs")
+    width: int
+    height: int
+    seed: int | None = None
+
+
 class EmbedResponse(BaseModel):
     dim: int
     fingerprint: str
@@ -103,6 +128,7 @@ ERROR_RESPONSES = {
         400: "bad input",
         401: "missing or invalid API key",
         404: "not found",
+        408: "took longer than the server's time limit",
         413: "over a size limit",
         415: "unsupported content type or image format",
         422: "invalid fields",

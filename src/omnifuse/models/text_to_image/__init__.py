@@ -3,6 +3,7 @@
 from omnifuse.models.text_to_image.config import TextToImageConfig
 from omnifuse.models.text_to_image.grid import image_grid
 from omnifuse.models.text_to_image.model import (
+    GenerationTimeout,
     ImageGenerationOutput,
     TextImagePositions,
     TextToImage,
@@ -11,6 +12,7 @@ from omnifuse.models.text_to_image.model import (
 from omnifuse.models.text_to_image.rerank import clip_scores, rerank_by_clip
 
 __all__ = [
+    "GenerationTimeout",
     "ImageGenerationOutput",
     "TextImagePositions",
     "TextToImage",

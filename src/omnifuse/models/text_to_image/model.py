@@ -74,6 +74,10 @@ class ImageGenerationOutput:
         return self.images[:: self.n]
 
 
+class GenerationTimeout(GenerationError):
+    """Image generation ran past its `max_time` (a server answers 408)."""
+
+
 class TextImagePositions(nn.Module):
     """GPT-2's learned absolute positions, plus row and column embeddings on image positions.
 
@@ -281,9 +285,14 @@ class TextToImage(ArtifactMixin, nn.Module):
 
     @torch.no_grad()
     def generate_codes(
-        self, text: torch.Tensor, settings: GenerationSettings | None = None, guidance_scale: float = 1.0
+        self,
+        text: torch.Tensor,
+        settings: GenerationSettings | None = None,
+        guidance_scale: float = 1.0,
+        max_time: float | None = None,
     ) -> torch.Tensor:
-        """Text ids (B, T) -> image codes (B, N) sampled through HF `generate`, with guidance."""
+        """Text ids (B, T) -> image codes (B, N) sampled through HF `generate`, with guidance;
+        past `max_time` seconds a GenerationTimeout."""
         settings = self.image_settings(settings)
         scale = check_guidance_scale(guidance_scale)
         device = next(self.lm.parameters()).device
@@ -308,9 +317,14 @@ class TextToImage(ArtifactMixin, nn.Module):
                 eos_token_id=[],
                 suppress_token_ids=outside_range(self.vocab_size, self.image_offset, self.vocab_size),
                 logits_processor=LogitsProcessorList(processors),
+                **({"max_time": max(max_time, 1e-3)} if max_time is not None else {}),
             )
         finally:
             self.train(was)
+        if any(len(row) < self.image_tokens for row in out.token_ids):
+            raise GenerationTimeout(
+                f"image generation took longer than the limit of {max_time:g} s; ask for fewer images"
+            )
         codes = torch.tensor(out.token_ids, dtype=torch.long) - self.image_offset  # (B, N)
         return codes
 
@@ -323,12 +337,16 @@ class TextToImage(ArtifactMixin, nn.Module):
         guidance_scale: float = 1.0,
         rerank: nn.Module | None = None,
         batch_size: int = 64,
+        max_time: float | None = None,
     ) -> ImageGenerationOutput:
         """`n` images per prompt; with `rerank` (a model whose spec can `embed`, e.g. a CLIP
         DualEncoder) each prompt's images are sorted by CLIP score, best first.
 
-        Deterministic for `settings.seed`.
+        Deterministic for `settings.seed`. Past `max_time` seconds of sampling, a GenerationTimeout.
         """
+        import time
+
+        deadline = None if max_time is None else time.monotonic() + max_time
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if n < 1:
             raise GenerationError(f"n must be >= 1; got {n}")
@@ -341,8 +359,13 @@ class TextToImage(ArtifactMixin, nn.Module):
             chunk_settings = settings
             if settings.seed is not None and start:  # one seed per call, distinct chunks
                 chunk_settings = dataclasses.replace(settings, seed=settings.seed + start)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise GenerationTimeout(
+                    f"image generation took longer than the limit of {max_time:g} s; ask for fewer images"
+                )
             chunks.append(
-                self.generate_codes(text[start : start + batch_size], chunk_settings, guidance_scale)
+                self.generate_codes(text[start : start + batch_size], chunk_settings, guidance_scale, left)
             )
         codes = torch.cat(chunks)
         images = self.decode_codes(codes)

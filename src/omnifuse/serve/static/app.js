@@ -85,4 +85,31 @@ $("search-run").addEventListener("click", async () => {
   } catch (e) { $("search-error").textContent = e.message; }
 });
 
+$("gen-run").addEventListener("click", async () => {
+  const grid = $("gen-grid");
+  clear(grid); $("gen-error").textContent = "";
+  const prompt = $("gen-prompt").value.trim();
+  if (!prompt) { $("gen-error").textContent = "type a prompt"; return; }
+  const payload = {
+    prompt,
+    n: parseInt($("gen-n").value || "4", 10),
+    guidance_scale: parseFloat($("gen-guidance").value || "1"),
+    seed: parseInt($("gen-seed").value || "0", 10),
+  };
+  $("gen-run").disabled = true;
+  try {
+    const resp = await fetch("/v1/generate/image", {
+      method: "POST", body: JSON.stringify(payload), headers: { ...headers(), "Content-Type": "application/json" },
+    });
+    const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
+    body.images.forEach((b64, i) => {
+      const card = document.createElement("div"); card.className = "card gen-card";
+      const img = document.createElement("img"); img.alt = `${prompt} #${i + 1}`; img.src = `data:image/png;base64,${b64}`;
+      card.appendChild(img); grid.appendChild(card);
+    });
+  } catch (e) { $("gen-error").textContent = e.message; }
+  finally { $("gen-run").disabled = false; }
+});
+
 refreshStatus();
