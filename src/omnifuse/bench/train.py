@@ -34,7 +34,8 @@ class BenchRow:
 def default_bench_recipe(data_dir, out_dir) -> dict[str, Any]:
     """The shapes CLIP recipe with the `small` presets (width 256, 4 layers) at batch 128, in bf16
     autocast where the hardware makes it fast (AMX / AVX512-BF16 CPUs, recent GPUs)."""
-    from omnifuse.demos.clip import bf16_is_fast, demo_recipe_dict
+    from omnifuse.demos.clip import demo_recipe_dict
+    from omnifuse.utils.cpu import bf16_is_fast
 
     recipe = demo_recipe_dict(data_dir, out_dir, steps=100)
     recipe["name"] = "bench-train"

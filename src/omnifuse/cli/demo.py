@@ -10,14 +10,28 @@ def register(sub) -> None:
         sub,
         "demo",
         "train a small CLIP-style model on a synthetic shapes world and write a report (offline)",
-        "  omnifuse demo\n  omnifuse demo --workdir /tmp/demo --steps 300\n"
+        "  omnifuse demo                     # sized to about 4 minutes of training on this machine\n"
+        "  omnifuse demo --budget 600        # more time, more accuracy\n"
+        "  omnifuse demo --workdir /tmp/demo --steps 300\n"
         "  omnifuse demo --modalities text,image,audio   # spoken captions too; every pair's retrieval\n"
         "  omnifuse demo --modalities text,video         # moving shapes: retrieval and motion direction",
         run,
     )
     parser.add_argument("--workdir", default=None, help="where data and the run go (default runs/demo-work)")
     parser.add_argument("--n", type=int, default=None, help="scenes (12000; audio 1500; video 4000)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (1600; audio 500; video 600)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (CLIP demo: default sized by --budget; audio 500; video 600)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=240.0,
+        help="CLIP demo: training time in seconds; the demo times a few steps here and sizes the "
+        "schedule to fit (default 240)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--modalities",
@@ -42,14 +56,15 @@ def run(args) -> int:
     if "audio" in args.modalities.split(","):
         return run_with_audio(args)
     args.workdir = args.workdir or "runs/demo-work"
-    args.n, args.steps = args.n or 12_000, args.steps or 1600
-    result = run_demo(args.workdir, n=args.n, steps=args.steps, seed=args.seed)
+    args.n = args.n or 12_000
+    result = run_demo(args.workdir, n=args.n, steps=args.steps, seed=args.seed, budget_s=args.budget)
     keys = [
         "test/zero_shot/top1",
         "test/zero_shot/heldout_top1",
         "test/text_to_image/R@1",
         "test/text_to_image/R@5",
         "test/image_to_text/R@1",
+        "train/steps",
         "train/seconds",
         "demo/seconds",
     ]

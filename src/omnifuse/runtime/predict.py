@@ -6,12 +6,11 @@ import csv
 import json
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from omnifuse import runtime
 from omnifuse.data.decode import decode_value
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
+from omnifuse.utils.progress import progress_bar
 
 
 def _decode_row(sample: Sample, modalities: list[str], policy: CorruptSamplePolicy) -> dict | None:
@@ -58,7 +57,7 @@ def predict_manifest(
         raise ValueError(f"--columns maps {sorted(columns)}; the model takes {predictor.modalities}")
     policy = CorruptSamplePolicy(name=str(inputs))
     rows = []
-    for start in tqdm(range(0, len(samples), batch_size), desc="predict", unit="batch"):
+    for start in progress_bar(range(0, len(samples), batch_size), desc="predict", unit="batch"):
         chunk = samples[start : start + batch_size]
         decoded = [_decode_row(s, modalities, policy) for s in chunk]
         ok = [i for i, d in enumerate(decoded) if d]

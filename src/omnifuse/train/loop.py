@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
@@ -35,6 +34,7 @@ from omnifuse.train.checkpoint import (
 )
 from omnifuse.train.config import TrainConfig
 from omnifuse.train.optim import build_optimizer, build_scheduler
+from omnifuse.utils.progress import progress_bar
 
 logger = logging.getLogger("omnifuse.train")
 
@@ -300,7 +300,7 @@ class Trainer:
         writer = self._tensorboard() if cfg.tensorboard and acc.is_main_process else None
         self.model.train()
         stream = self.batches()
-        bar = tqdm(
+        bar = progress_bar(
             total=cfg.max_steps,
             initial=self.step,
             desc="train",

@@ -174,3 +174,12 @@ def cpu_info() -> CpuInfo:
     model, flags = _hardware()
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
     return CpuInfo(model, flags & frozenset(ISA_FLAGS), limit.strip().upper() if limit else None)
+
+
+def bf16_is_fast() -> bool:
+    """bf16 autocast pays off on GPUs and where oneDNN runs bf16 natively (AMX or AVX512-BF16)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_info().onednn_bf16

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from omnifuse.data.synth import motion as _motion  # noqa: F401  (registers the 'video' renderer)
 from omnifuse.data.synth.config import SPLITS, SynthConfig
@@ -30,6 +29,7 @@ from omnifuse.data.synth.vocab import (
     SIZES,
     color_shape_classes,
 )
+from omnifuse.utils.progress import progress_bar
 
 # Independent random streams per sample, so one part (say a new renderer) never shifts another.
 _STREAM_SCENE, _STREAM_CAPTIONS, _STREAM_QUESTIONS = 0, 1, 2
@@ -172,7 +172,7 @@ def generate(
         pool = _fresh_process_pool(workers)  # next, so each chunk is spoken by a fresh process
     else:
         pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
-    bar = tqdm(total=config.n, desc="synth", unit="sample", disable=not progress)
+    bar = progress_bar(total=config.n, desc="synth", unit="sample", disable=not progress)
     try:
         results = pool.imap(_make_chunk, chunks) if pool else map(_make_chunk, chunks)
         for rows in results:

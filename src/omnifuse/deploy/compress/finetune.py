@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from omnifuse.data.sample import Sample
 from omnifuse.deploy.compress.data import iterate_batches
+from omnifuse.utils.progress import progress_bar
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -49,7 +49,7 @@ def finetune(
     model.train()
     losses: list[float] = []
     batches = iterate_batches(model, samples, batch_size, train=True, seed=seed, repeat=True)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc=desc, disable=not progress, leave=False)
     for _ in bar:
         loss = loss_fn(model, next(batches))
         optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from omnifuse.data.sample import Sample
 from omnifuse.deploy.compress.base import CompressContext, MethodResult, register_method
@@ -25,6 +24,7 @@ from omnifuse.layers.quantized import (
     observe_input_scales,
     quantize_linears,
 )
+from omnifuse.utils.progress import progress_bar
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def calibrate_input_scales(
 
     def run() -> None:
         batches = iterate_batches(model, samples, batch_size)
-        for i, batch in enumerate(tqdm(batches, desc="calibrate", disable=not progress, leave=False)):
+        for i, batch in enumerate(progress_bar(batches, desc="calibrate", disable=not progress, leave=False)):
             run_once(model, batch)
             if i + 1 >= max_batches:
                 break

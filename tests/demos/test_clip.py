@@ -1,0 +1,26 @@
+"""The CLIP demo sizes its schedule to the training budget from a measured step time."""
+
+from pathlib import Path
+
+import pytest
+
+from omnifuse.demos import clip
+from omnifuse.train.config import recipe_from_dict
+
+
+def test_budget_buys_steps_at_the_measured_speed(monkeypatch, tmp_path):
+    monkeypatch.setattr(clip, "measure_step_seconds", lambda recipe: 0.5)
+    schedule = clip.plan_schedule(tmp_path / "data", tmp_path, budget_s=100, steps=None)
+    assert schedule.steps == 180 and schedule.step_seconds == 0.5  # 90% of 100 s at 0.5 s/step
+    assert "0.50 s per training step" in schedule.describe() and "180 steps" in schedule.describe()
+    monkeypatch.setattr(clip, "measure_step_seconds", lambda recipe: 60.0)
+    assert clip.plan_schedule(tmp_path, tmp_path, 100, None).steps == clip.MIN_STEPS
+    assert clip.plan_schedule(tmp_path, tmp_path, 100, steps=7).steps == 7  # --steps wins, nothing measured
+    with pytest.raises(ValueError, match="--budget must be a positive"):
+        clip.plan_schedule(tmp_path, tmp_path, 0, None)
+
+
+def test_recipe_has_several_evaluation_points():
+    recipe = recipe_from_dict(clip.demo_recipe_dict(Path("d"), Path("o"), 600))
+    assert recipe.train.max_steps // recipe.train.eval_every == clip.EVAL_POINTS
+    assert recipe.train.warmup_steps <= 60
