@@ -8,6 +8,7 @@ from __future__ import annotations
 from omnifuse.cli import (
     bench_caption,
     bench_fusion,
+    bench_generalist,
     bench_generate,
     bench_pretrain,
     bench_text2image,
@@ -26,6 +27,7 @@ BENCHES = (
     bench_caption,
     bench_pretrain,
     bench_text2image,
+    bench_generalist,
 )
 
 

@@ -22,6 +22,9 @@ def register(sub) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes at this length")
+    parser.add_argument(
+        "--history", type=int, default=None, help="past steps the model sees (default: what fits)"
+    )
     parser.add_argument("--prompt", default=None, help="shard directory of demonstrations to prompt with")
     parser.add_argument("--gif", default=None, help="write the first episode as an animated GIF here")
     parser.add_argument("--out", default=None, help="write the returns as JSON here")
@@ -45,6 +48,7 @@ def run(args) -> int:
         demonstrations=demos,
         max_steps=args.max_steps,
         record=bool(args.gif),
+        max_history=args.history,
         progress=True,
     )
     summary = result.to_dict()

@@ -57,10 +57,11 @@ def rollout(
     max_steps: int | None = None,
     record: bool = False,
     progress: bool = False,
+    max_history: int | None = None,
 ) -> RolloutResult:
     """Play `episodes` episodes of `env_id` with `model.act_batch`; `demonstrations` (same task)
     prompt episode `i` with demonstration `i % len(demonstrations)`; `record` keeps the first
-    episode's frames."""
+    episode's frames; `max_history` caps the past steps the model sees (see `act_batch`)."""
     spec_of(model).require("act", "a rollout")
     if episodes <= 0:
         raise ValueError(f"the number of episodes must be positive; got {episodes}")
@@ -90,6 +91,7 @@ def rollout(
                 [obs[i] for i in active],
                 [histories[i] for i in active],
                 [prompts[i] for i in active] if prompts else None,
+                max_history=max_history,
             )
             for i, action in zip(active, actions):
                 histories[i].append((obs[i], action))

@@ -155,3 +155,26 @@ def test_continuous_action_decodes_clipped(tok):
     assert tok.decode_action(space, tokens)[0] == pytest.approx(1.3, rel=0.01)
     assert tok.decode_action(space, tok.encode_action(space, np.array([50.0])))[0] == 2.0
     assert tok.action_choices(space) == [tok.ranges()["continuous"]]
+
+
+def test_processor_windows_fit_context_and_window_steps(tok):
+    import random
+
+    from omnifuse.data.episodes.processor import GatoProcessor
+
+    ep = _episode(50, CONTROL)
+    ep.space = CONTROL
+    per_step = tok.step_tokens(CONTROL)
+    proc = GatoProcessor(tok, context_length=64, prompt_prob=0.0)
+    seq = proc.sequence({"kind": "episode", "episode": ep, "demos": [ep]}, random.Random(0))
+    assert len(seq) == (64 // per_step) * per_step  # as many whole steps as fit
+    short = GatoProcessor(tok, context_length=64, prompt_prob=0.0, window_steps=2)
+    seq = short.sequence({"kind": "episode", "episode": ep, "demos": [ep]}, random.Random(0))
+    assert len(seq) == 2 * per_step and seq.loss_mask.sum() == 2
+    prompted = GatoProcessor(tok, context_length=64, prompt_prob=1.0, prompt_steps=3, window_steps=2)
+    other = _episode(10, CONTROL, seed=1)
+    seq = prompted.sequence({"kind": "episode", "episode": ep, "demos": [ep, other]}, random.Random(0))
+    assert len(seq) == (3 + 2) * per_step  # the demonstration's last 3 steps, then the window
+    np.testing.assert_array_equal(tok.decode_discrete(seq.tokens[seq.loss_mask][:3]), other.actions[-3:, 0])
+    with pytest.raises(ValueError, match="window_steps"):
+        GatoProcessor(tok, window_steps=0)

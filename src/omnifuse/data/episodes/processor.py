@@ -3,7 +3,8 @@
 A training sample of the generalist has `inputs = {"sequence": item}` with `item` one of
 
 - `{"kind": "episode", "episode": Episode, "demos": [Episode, ...]}`: a window of the episode
-  (a random one in training, the first that fits otherwise); with probability `prompt_prob` a
+  (a random one in training, the first otherwise) of as many steps as fit the context, at most
+  `window_steps`; with probability `prompt_prob` a
   demonstration (the last steps of another episode of the same task) is prepended, as Gato does;
 - `{"kind": "caption", "image": ..., "text": str | [paraphrases]}`;
 - `{"kind": "vqa", "image": ..., "question": str, "answer": str}`;
@@ -56,6 +57,7 @@ class GatoProcessor:
         context_length: int = 512,
         prompt_prob: float = 0.25,
         prompt_steps: int = 8,
+        window_steps: int | None = None,
     ):
         if not 0 <= prompt_prob <= 1:
             raise ValueError(f"prompt_prob must be in [0, 1]; got {prompt_prob}")
@@ -63,6 +65,9 @@ class GatoProcessor:
         self.context_length = int(context_length)
         self.prompt_prob = float(prompt_prob)
         self.prompt_steps = int(prompt_steps)
+        if window_steps is not None and window_steps < 1:
+            raise ValueError(f"window_steps must be >= 1 or None; got {window_steps}")
+        self.window_steps = None if window_steps is None else int(window_steps)
 
     # ---- items -> sequences -----------------------------------------------------------------
     def episode_window(
@@ -90,7 +95,7 @@ class GatoProcessor:
                 f"one step of {episode.env_id} takes {per_step} tokens; it does not fit a context of "
                 f"{self.context_length}"
             )
-        n = min(steps, len(episode))
+        n = min(steps, len(episode), self.window_steps or steps)
         start = rng.randrange(len(episode) - n + 1) if rng is not None else 0
         return tok.episode_sequence(space, episode, start, start + n, prompt)
 
@@ -135,6 +140,7 @@ class GatoProcessor:
             "context_length": self.context_length,
             "prompt_prob": self.prompt_prob,
             "prompt_steps": self.prompt_steps,
+            "window_steps": self.window_steps,
             **self.tokenizer.to_dict(),
         }
 
@@ -158,7 +164,13 @@ class GatoProcessor:
             grid_channels=settings["grid_channels"],
             grid_shape=settings["grid_shape"],
         )
-        return cls(tok, settings["context_length"], settings["prompt_prob"], settings["prompt_steps"])
+        return cls(
+            tok,
+            settings["context_length"],
+            settings["prompt_prob"],
+            settings["prompt_steps"],
+            settings.get("window_steps"),
+        )
 
 
 PROCESSOR_KINDS["gato"] = GatoProcessor

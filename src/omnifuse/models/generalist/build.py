@@ -154,7 +154,9 @@ def build_processor(config: GeneralistConfig, samples: Sequence[Sample]) -> Proc
         image_size=config.image_size,
         patch_size=config.patch_size,
     )
-    gato = GatoProcessor(tok, config.context_length, config.prompt_prob, config.prompt_steps)
+    gato = GatoProcessor(
+        tok, config.context_length, config.prompt_prob, config.prompt_steps, config.window_steps
+    )
     return Processor({MODALITY: gato})
 
 

@@ -68,6 +68,10 @@ class GeneralistConfig:
     """Chance that an episode window is preceded by a demonstration of the same task (Gato: 0.25)."""
     prompt_steps: int = 8
     """Steps of the demonstration prompt (its last ones)."""
+    window_steps: int | None = None
+    """Most episode steps per training window (None: as many as fit the context). Short windows make
+    the model read the current observation rather than copy the pattern of its past actions, and
+    make training steps cheaper; act with a history shorter than this (`max_history`)."""
     mixture: dict[str, SourceConfig] = field(default_factory=dict)
     """Name -> source: the training mixture (episodes, captioning, VQA, text) with its weights."""
     samples_per_epoch: int | None = None
@@ -81,6 +85,8 @@ class GeneralistConfig:
             raise ValueError(
                 f"model.hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
             )
+        if self.window_steps is not None and self.window_steps < 1:
+            raise ValueError(f"model.window_steps must be >= 1 or null; got {self.window_steps}")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"model.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"

@@ -207,9 +207,14 @@ class Generalist(ArtifactMixin, nn.Module):
         prompts: Sequence[TokenSequence | None] | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        max_history: int | None = None,
     ) -> list[np.ndarray]:
         """One action per environment: raw observations, their (raw observation, action) histories,
-        optional demonstration prompts (:meth:`demonstration_prompt`). Greedy unless `temperature` > 0."""
+        optional demonstration prompts (:meth:`demonstration_prompt`). Greedy unless `temperature` > 0.
+
+        The newest history steps that fit the context are used, at most `max_history` of them (fewer
+        steps: faster acting; training windows also start anywhere, so short histories are in
+        distribution)."""
         space = self.task_space(env_id)
         tok = self.gato.tokenizer
         per_step = tok.step_tokens(space)
@@ -221,6 +226,8 @@ class Generalist(ArtifactMixin, nn.Module):
                 len(tok.encode_text(mission)) if space.mission else 0
             )
             keep = max(0, (self.gato.context_length - fixed - per_step) // per_step)
+            if max_history is not None:
+                keep = min(keep, max_history)
             recent = list(history)[-keep:] if keep else []
             past = [(observation_fields(o)[0], np.asarray(a).reshape(-1)) for o, a in recent]
             seqs.append(tok.act_prompt(space, mission, past, fields, prompt))
