@@ -109,7 +109,7 @@ def predict_token_labels(
             f"{inputs}: row {lacking[0]} has no text to label (map the text column with --columns text=COLUMN)"
         )
     rows = []
-    for start in tqdm(range(0, len(samples), batch_size), desc="predict", unit="batch"):
+    for start in progress_bar(range(0, len(samples), batch_size), desc="predict", unit="batch"):
         chunk = samples[start : start + batch_size]
         for s, labelled in zip(chunk, model.label_samples(chunk, batch_size)):
             row = {"id": s.meta.get("id", s.source), "words": [w for w, _ in labelled]}
