@@ -212,3 +212,35 @@ def slow_predictor(serve_model_dir):
     from omnifuse import runtime
 
     return lambda delay_s: SlowPredictor(runtime.load(serve_model_dir), delay_s)
+
+
+@pytest.fixture(scope="session")
+def captioner_dir(tmp_path_factory) -> Path:
+    """A tiny untrained captioner (gates opened so images matter), saved once."""
+    import torch
+
+    from omnifuse.data.processors import ImageProcessor, Processor
+    from omnifuse.data.sample import Sample
+    from omnifuse.encoders.factory import TowerConfig
+    from omnifuse.models.captioner import CaptionerConfig, LanguageModelConfig
+    from omnifuse.models.captioner.build import build
+
+    torch.manual_seed(0)
+    cfg = CaptionerConfig(
+        vision=TowerConfig(
+            arch="vit", overrides={"hidden_size": 32, "intermediate_size": 64, "patch_size": 8}
+        ),
+        lm=LanguageModelConfig(overrides={"n_embd": 32, "n_positions": 96}),
+        num_latents=4,
+        heads=2,
+        head_dim=8,
+    )
+    words = "a red green blue circle square left of the what color is".split()
+    model = build(
+        cfg, Processor({"image": ImageProcessor(size=16)}), [Sample(inputs={"text": " ".join(words)})]
+    )
+    for block in model.xattn:  # open the gates so images matter
+        block.attn_gate.data.fill_(1.0)
+    out = tmp_path_factory.mktemp("captioner") / "model"
+    model.save_pretrained(out)
+    return out

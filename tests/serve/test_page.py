@@ -90,3 +90,40 @@ def test_page_classifies_an_upload_and_shows_search_results(
         assert (tmp_path / "page.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+@pytest.mark.timeout(120)
+def test_page_captions_and_answers_with_streamed_tokens(captioner_dir, image_bytes, thread_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    predictor = runtime.load(captioner_dir)
+    server = thread_server(create_app(ServeConfig(model_dir="unused"), predictor=predictor))
+    image = tmp_path / "shape.png"
+    image.write_bytes(image_bytes(60, size=16))
+    expected = predictor.caption([str(image)]).texts[0]
+    driver = chrome_driver()
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(server.url + "/")
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("ready: captioner"))
+        driver.find_element(By.ID, "txt-image").send_keys(str(image))
+        driver.find_element(By.ID, "txt-run").click()
+        wait.until(lambda d: d.find_element(By.ID, "txt-output").get_attribute("data-done") == "1")
+        assert driver.find_element(By.ID, "txt-output").text == expected
+        assert driver.find_element(By.ID, "txt-error").text == ""
+
+        driver.find_element(By.ID, "txt-question").send_keys("what color is the circle?")
+        limit = driver.find_element(By.ID, "txt-max")
+        limit.clear()
+        limit.send_keys("100000")
+        driver.find_element(By.ID, "txt-run").click()
+        wait.until(lambda d: "above the server's limit" in d.find_element(By.ID, "txt-error").text)
+        limit.clear()
+        limit.send_keys("4")
+        driver.find_element(By.ID, "txt-run").click()
+        wait.until(lambda d: d.find_element(By.ID, "txt-output").get_attribute("data-done") == "1")
+        assert driver.find_element(By.ID, "txt-error").text == ""
+        assert driver.save_screenshot(str(tmp_path / "generate.png"))
+    finally:
+        driver.quit()

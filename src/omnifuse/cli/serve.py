@@ -38,6 +38,12 @@ def register(sub) -> None:
     p.add_argument(
         "--max-media-seconds", type=float, default=30.0, help="longest audio clip or video (seconds)"
     )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="most tokens a /v1/caption or /v1/answer request may ask for",
+    )
     p.add_argument("--image-formats", default="PNG,JPEG,WEBP", help="accepted image formats (PIL names)")
     p.add_argument(
         "--allow-url-prefix",
@@ -63,6 +69,7 @@ def config_from_args(args):
         max_text_chars=args.max_text_chars,
         max_image_pixels=args.max_image_pixels,
         max_media_seconds=args.max_media_seconds,
+        max_new_tokens=args.max_new_tokens,
         image_formats=tuple(f.strip() for f in args.image_formats.split(",") if f.strip()),
         allow_url_prefixes=tuple(args.allow_url_prefix),
     )

@@ -40,3 +40,22 @@ class TorchPredictor(Predictor):
             return super()._classify_batch(batch)
         with self._autocast():
             return self.model.predict_proba(batch).float().numpy()  # (B, C)
+
+    # ---- text generation (kinds that can `generate_text`) -------------------------------------
+    def caption(self, images, settings=None, few_shot=None, streamer=None, limit: int | None = None):
+        """A caption per image (a `GenerationOutput`); see the model's `caption`."""
+        self.spec.require("generate_text", "captions")
+        return self.model.caption(images, settings, few_shot=few_shot, streamer=streamer, limit=limit)
+
+    def answer(
+        self, images, questions, settings=None, few_shot=None, streamer=None, limit: int | None = None
+    ):
+        """An answer per (image, question) (a `GenerationOutput`); see the model's `answer`."""
+        self.spec.require("generate_text", "answers")
+        return self.model.answer(
+            images, questions, settings, few_shot=few_shot, streamer=streamer, limit=limit
+        )
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer

@@ -27,6 +27,8 @@ class Limits:
     """Most labels in one zero-shot classification request."""
     max_k: int = 100
     """Most results of one search."""
+    max_new_tokens: int = 64
+    """Most tokens one text-generation request may ask for (`/v1/caption`, `/v1/answer`)."""
     allow_url_prefixes: tuple[str, ...] = ()
     """`image_urls` are fetched only when they start with one of these (empty: URLs are refused)."""
     url_timeout_s: float = 5.0
@@ -49,6 +51,7 @@ class Limits:
             "max_images",
             "max_guidance_scale",
             "max_generate_s",
+            "max_new_tokens",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit '{name}' must be positive, got {getattr(self, name)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,40 @@ class ClassifyRequest(EmbedRequest):
     labels: list[str] = Field(default_factory=list, description="zero-shot labels (dual encoders)")
     templates: list[str] | None = Field(default=None, description="prompt templates with a '{}' placeholder")
     top_k: int | None = Field(default=None, ge=1, description="keep the k best labels per item")
+
+
+class DecodingFields(_Strict):
+    """Sampling controls shared by the text-generation endpoints (as in `omnifuse generate`)."""
+
+    max_new_tokens: int = Field(default=32, ge=1, description="at most the server's limit (4xx above it)")
+    strategy: Literal["greedy", "beam", "sample"] = "greedy"
+    num_beams: int = Field(default=4, ge=1, le=16)
+    temperature: float = Field(default=1.0, gt=0, le=100)
+    top_k: int = Field(default=0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    stream: bool = Field(default=False, description="server-sent events, one per decoded piece (one image)")
+
+
+class CaptionRequest(DecodingFields):
+    images: list[str] = Field(default_factory=list, description="base64-encoded images (PNG, JPEG, WEBP)")
+    image_urls: list[str] = Field(default_factory=list, description="image URLs (allow-listed prefixes only)")
+
+
+class AnswerRequest(DecodingFields):
+    max_new_tokens: int = Field(default=8, ge=1, description="at most the server's limit (4xx above it)")
+    image: str = Field(description="a base64-encoded image")
+    question: str = Field(min_length=1, description="a question about the image")
+
+
+class GeneratedText(BaseModel):
+    text: str
+    finish_reason: str = Field(description="eos, stop or length")
+
+
+class GenerateTextResponse(BaseModel):
+    results: list[GeneratedText]
+    tokens: int = Field(description="new tokens generated, all results together")
 
 
 class SearchRequest(_Strict):

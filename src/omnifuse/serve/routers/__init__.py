@@ -6,7 +6,15 @@ page, embed, classify, search (with item thumbnails) and image generation.
 
 from __future__ import annotations
 
-from omnifuse.serve.routers import classify, embed, generate_image, ops, page, search  # noqa: F401  (registers them)
+from omnifuse.serve.routers import (  # noqa: F401  (registers them)
+    classify,
+    embed,
+    generate_image,
+    generate_text,
+    ops,
+    page,
+    search,
+)
 from omnifuse.serve.routers.registry import ROUTERS, ServeRouter, register_router
 
 __all__ = ["ROUTERS", "ServeRouter", "register_router"]

@@ -112,4 +112,59 @@ $("gen-run").addEventListener("click", async () => {
   finally { $("gen-run").disabled = false; }
 });
 
+function base64Of(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(new Error("cannot read the file"));
+    reader.readAsDataURL(file);
+  });
+}
+
+// Server-sent events from a POST: read the stream, split at blank lines, hand each event on.
+async function streamEvents(path, payload, onEvent) {
+  const resp = await fetch(path, {
+    method: "POST", body: JSON.stringify(payload), headers: { ...headers(), "Content-Type": "application/json" },
+  });
+  if (!resp.ok) {
+    const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    throw new Error(body.error || `HTTP ${resp.status}`);
+  }
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) !== -1) {
+      const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+      const fields = {};
+      for (const line of block.split("\n")) { const at = line.indexOf(": "); fields[line.slice(0, at)] = line.slice(at + 2); }
+      onEvent(fields.event, JSON.parse(fields.data));
+    }
+  }
+}
+
+$("txt-run").addEventListener("click", async () => {
+  const out = $("txt-output");
+  out.textContent = ""; out.dataset.done = ""; $("txt-error").textContent = "";
+  const file = $("txt-image").files[0];
+  if (!file) { $("txt-error").textContent = "choose an image"; return; }
+  const question = $("txt-question").value.trim();
+  const image = await base64Of(file);
+  const common = { max_new_tokens: parseInt($("txt-max").value || "32", 10), stream: true };
+  const [path, payload] = question
+    ? ["/v1/answer", { ...common, image, question }]
+    : ["/v1/caption", { ...common, images: [image] }];
+  try {
+    await streamEvents(path, payload, (event, data) => {
+      if (event === "token") out.textContent += data.text;
+      else if (event === "done") { out.textContent = data.results[0].text; out.dataset.done = "1"; }
+      else if (event === "error") $("txt-error").textContent = data.error;
+    });
+  } catch (e) { $("txt-error").textContent = e.message; }
+});
+
 refreshStatus();
