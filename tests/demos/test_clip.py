@@ -9,11 +9,15 @@ from omnifuse.train.config import recipe_from_dict
 
 
 def test_budget_buys_steps_at_the_measured_speed(monkeypatch, tmp_path):
-    monkeypatch.setattr(clip, "measure_step_seconds", lambda recipe: 0.5)
+    monkeypatch.setattr(clip, "measure_speed", lambda recipe: (0.5, 5.0))
     schedule = clip.plan_schedule(tmp_path / "data", tmp_path, budget_s=100, steps=None)
-    assert schedule.steps == 180 and schedule.step_seconds == 0.5  # 90% of 100 s at 0.5 s/step
-    assert "0.50 s per training step" in schedule.describe() and "180 steps" in schedule.describe()
-    monkeypatch.setattr(clip, "measure_step_seconds", lambda recipe: 60.0)
+    # 5 validations of 5 s leave 75 s: 150 steps of 0.5 s
+    assert (schedule.steps, schedule.eval_points, schedule.step_seconds) == (150, 5, 0.5)
+    assert "0.50 s per training step" in schedule.describe() and "150 steps" in schedule.describe()
+    monkeypatch.setattr(clip, "measure_speed", lambda recipe: (0.5, 20.0))  # slow validation: fewer points
+    schedule = clip.plan_schedule(tmp_path, tmp_path, 100, None)
+    assert (schedule.eval_points, schedule.steps) == (2, 120)
+    monkeypatch.setattr(clip, "measure_speed", lambda recipe: (60.0, 1.0))
     assert clip.plan_schedule(tmp_path, tmp_path, 100, None).steps == clip.MIN_STEPS
     assert clip.plan_schedule(tmp_path, tmp_path, 100, steps=7).steps == 7  # --steps wins, nothing measured
     with pytest.raises(ValueError, match="--budget must be a positive"):

@@ -484,36 +484,28 @@ def summarize(rows: list[InferRow], batch_sizes: tuple[int, ...], threads: int) 
 
 
 def format_rows(result: dict[str, Any]) -> str:
+    from omnifuse.eval.report import format_table
+
     sizes = result["batch_sizes"]
-    head = (
-        ["config"]
-        + [f"b{b} items/s" for b in sizes]
-        + ["p50 ms b1", "p99 ms b1", "peak MB", "prep s", "cosine", "zero-shot", "kernel"]
-    )
-    lines = [head]
+    rows = []
     for r in result["rows"]:
         if r["error"]:
-            lines.append([r["name"], f"failed: {r['error'][:80]}"])
+            rows.append({"config": r["name"], "kernel": f"failed: {r['error'][:80]}"})
             continue
-        zs = f"{100 * r['zero_shot_acc']:.1f}%" if r["zero_shot_acc"] is not None else "-"
-        lines.append(
-            [r["name"]]
-            + [f"{r['items_per_s'].get(str(b), float('nan')):.1f}" for b in sizes]
-            + [
-                f"{r['p50_ms']:.1f}",
-                f"{r['p99_ms']:.1f}",
-                f"{r['peak_rss_mb']:.0f}",
-                f"{r['setup_s']:.1f}",
-                f"{r['mean_cosine']:.5f}",
-                zs,
-                r.get("kernel", ""),
-            ]
+        rows.append(
+            {
+                "config": r["name"],
+                **{f"b{b} items/s": r["items_per_s"].get(str(b), float("nan")) for b in sizes},
+                "p50 ms b1": r["p50_ms"],
+                "p99 ms b1": r["p99_ms"],
+                "peak MB": round(r["peak_rss_mb"]),
+                "prep s": r["setup_s"],
+                "cosine": f"{r['mean_cosine']:.5f}",
+                "zero-shot": f"{100 * r['zero_shot_acc']:.1f}%" if r["zero_shot_acc"] is not None else "-",
+                "kernel": r.get("kernel", ""),
+            }
         )
-    widths = [max(len(row[i]) for row in lines if i < len(row)) for i in range(len(head))]
-    table = "\n".join(
-        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        for row in lines
-    )
+    table = format_table(rows)
     best = next((r for r in result["rows"] if r["name"] == "omnifuse-best" and not r["error"]), None)
     footer = f"\nCPU: {result['machine']['cpu_line']}; {result['machine']['threads']} threads"
     if best:

@@ -38,7 +38,9 @@ MIN_STEPS, MAX_STEPS = 20, 4000
 EVAL_POINTS = 5
 
 
-def demo_recipe_dict(data_dir: Path, out_dir: Path, steps: int) -> dict[str, Any]:
+def demo_recipe_dict(
+    data_dir: Path, out_dir: Path, steps: int, eval_points: int = EVAL_POINTS
+) -> dict[str, Any]:
     """The embedded default recipe (also shipped as recipes/shapes_clip.yaml).
 
     Choices measured on the shapes world (validation zero-shot color x shape): a convolutional
@@ -83,7 +85,7 @@ def demo_recipe_dict(data_dir: Path, out_dir: Path, steps: int) -> dict[str, Any
             # At width 96 bf16 autocast costs more in casts than it saves (measured: 0.7x);
             # it pays from the `small` presets up (see `omnifuse bench train`).
             "precision": "fp32",
-            "eval_every": max(steps // EVAL_POINTS, 1),
+            "eval_every": max(steps // max(eval_points, 1), 1),
             "checkpoint_every": max(steps // 2, 1),
             "log_every": max(min(10, steps // 20), 1),
         },
@@ -103,27 +105,30 @@ class Schedule:
     step_seconds: float | None
     budget_s: float | None
     measured_s: float = 0.0
+    eval_seconds: float = 0.0
+    eval_points: int = EVAL_POINTS
 
     def describe(self) -> str:
         if self.step_seconds is None:
-            return f"{self.steps} steps (set by --steps)"
+            return f"{self.steps} steps (set by --steps), {self.eval_points} evaluation points"
         return (
             f"measured {self.step_seconds:.2f} s per training step (batch 128, data decoding included) "
-            f"on {cpu_info().describe()} with {torch.get_num_threads()} threads in {self.measured_s:.0f} s; "
-            f"training budget {self.budget_s:.0f} s -> {self.steps} steps, "
-            f"{EVAL_POINTS} evaluation points"
+            f"and {self.eval_seconds:.1f} s per validation on {cpu_info().describe()} with "
+            f"{torch.get_num_threads()} threads in {self.measured_s:.0f} s; training budget "
+            f"{self.budget_s:.0f} s -> {self.steps} steps and {self.eval_points} evaluation points"
         )
 
 
-def measure_step_seconds(recipe: Recipe, steps: int = 3, warmup: int = 2) -> float:
-    """Median seconds per training step of `recipe` on this machine: its real data, model,
-    optimizer and step (`Trainer.train_step`), first-epoch decoding included."""
+def measure_speed(recipe: Recipe, steps: int = 3, warmup: int = 2) -> tuple[float, float]:
+    """(median seconds per training step, seconds per validation) of `recipe` on this machine:
+    its real data, model, optimizer and step (`Trainer.train_step`, first-epoch decoding
+    included) and its validation evaluator."""
     import statistics
     import tempfile
 
     from omnifuse.models.factory import build_model
     from omnifuse.train.loop import Trainer
-    from omnifuse.train.run import build_processor, load_recipe_data
+    from omnifuse.train.run import build_evaluator, build_processor, load_recipe_data
 
     data = load_recipe_data(recipe)
     processor = build_processor(recipe, data.train)
@@ -136,21 +141,30 @@ def measure_step_seconds(recipe: Recipe, steps: int = 3, warmup: int = 2) -> flo
             t0 = time.perf_counter()
             trainer.train_step([next(stream)])
             times.append(time.perf_counter() - t0)
-    return statistics.median(times[warmup:])
+    evaluator = build_evaluator(recipe, data.val, model)
+    t0 = time.perf_counter()
+    if evaluator is not None:
+        model.eval()
+        evaluator(model)
+    return statistics.median(times[warmup:]), time.perf_counter() - t0
 
 
 def plan_schedule(data_dir: Path, workdir: Path, budget_s: float, steps: int | None) -> Schedule:
-    """The number of steps: `steps` if given, else what fits `budget_s` at the measured speed
-    (a tenth of the budget is kept for the evaluation points)."""
+    """The number of steps: `steps` if given, else what fits `budget_s` at the measured speed,
+    evaluation points included (fewer of them, down to 2, when they would take over a quarter)."""
     if steps is not None:
         return Schedule(steps, None, None)
     if budget_s <= 0:
         raise ValueError(f"--budget must be a positive number of seconds, got {budget_s}")
     t0 = time.perf_counter()
     probe = recipe_from_dict(demo_recipe_dict(data_dir, workdir / "probe", MAX_STEPS))
-    step_s = measure_step_seconds(probe)
-    fit = int(0.9 * budget_s / step_s)
-    return Schedule(min(max(fit, MIN_STEPS), MAX_STEPS), step_s, budget_s, time.perf_counter() - t0)
+    step_s, eval_s = measure_speed(probe)
+    points = EVAL_POINTS
+    while points > 2 and points * eval_s > 0.25 * budget_s:
+        points -= 1
+    fit = int(max(budget_s - points * eval_s, 0.0) / step_s)
+    steps = min(max(fit, MIN_STEPS), MAX_STEPS)
+    return Schedule(steps, step_s, budget_s, time.perf_counter() - t0, eval_s, points)
 
 
 @dataclass
@@ -207,7 +221,9 @@ def run_demo(
     schedule = plan_schedule(data_dir, workdir, budget_s, steps)
     logger.info("demo schedule: %s", schedule.describe())
     print(f"demo: {schedule.describe()}", flush=True)
-    recipe: Recipe = recipe_from_dict(demo_recipe_dict(data_dir, workdir, schedule.steps))
+    recipe: Recipe = recipe_from_dict(
+        demo_recipe_dict(data_dir, workdir, schedule.steps, schedule.eval_points)
+    )
     result = run_recipe(recipe)
     run_dir = recipe.run_dir
 

@@ -62,3 +62,16 @@ def finetune(
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     model.eval()
     return losses
+
+
+def recover(model: nn.Module, ctx, method: str, after_step: Callable[[], None] | None = None) -> list[float]:
+    """Recovery fine-tuning after a lossy method (pruning, low-rank): `--finetune-steps` steps of
+    the model's own loss on `--train` (none when the option is 0); the losses."""
+    opts = ctx.options
+    if not opts.finetune_steps:
+        return []
+    train = ctx.require_train(method, "recovery fine-tuning")
+    return finetune(
+        model, train, opts.finetune_steps, lr=opts.lr, batch_size=opts.batch_size, seed=opts.seed,
+        after_step=after_step, desc="recover", progress=opts.progress,
+    )  # fmt: skip

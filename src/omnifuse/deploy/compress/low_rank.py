@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from omnifuse.deploy.compress.base import CompressContext, MethodResult, linear_layers, register_method
-from omnifuse.deploy.compress.finetune import finetune
+from omnifuse.deploy.compress.finetune import recover
 from omnifuse.layers.low_rank import LowRankLinear, energy_rank, low_rank_pays
 from omnifuse.layers.surgery import set_module
 
@@ -81,13 +81,7 @@ def low_rank(model: nn.Module, ctx: CompressContext) -> MethodResult:
         layer = LowRankLinear.from_linear(layers[n], r)
         set_module(model, n, layer)
         specs[n] = layer.spec()
-    losses = []
-    if opts.finetune_steps:
-        train = ctx.require_train("low-rank", "recovery fine-tuning")
-        losses = finetune(
-            model, train, opts.finetune_steps, lr=opts.lr, batch_size=opts.batch_size, seed=opts.seed,
-            desc="recover", progress=opts.progress,
-        )  # fmt: skip
+    losses = recover(model, ctx, "low-rank")
     before = _params(layers, {})
     after = _params(layers, ranks)
     details = {

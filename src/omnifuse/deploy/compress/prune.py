@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from omnifuse.deploy.compress.base import CompressContext, MethodResult, linear_layers, register_method
-from omnifuse.deploy.compress.finetune import finetune
+from omnifuse.deploy.compress.finetune import recover
 from omnifuse.layers.surgery import get_module, set_module
 
 # ---- unstructured ------------------------------------------------------------------------------
@@ -57,13 +57,7 @@ def prune_magnitude(model: nn.Module, ctx: CompressContext) -> MethodResult:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layers to prune")
     masks = magnitude_masks(layers, opts.sparsity, opts.scope)
     apply_masks(layers, masks)
-    losses = []
-    if opts.finetune_steps:
-        train = ctx.require_train("prune-magnitude", "recovery fine-tuning")
-        losses = finetune(
-            model, train, opts.finetune_steps, lr=opts.lr, batch_size=opts.batch_size, seed=opts.seed,
-            after_step=lambda: apply_masks(layers, masks), desc="recover", progress=opts.progress,
-        )  # fmt: skip
+    losses = recover(model, ctx, "prune-magnitude", after_step=lambda: apply_masks(layers, masks))
     total = sum(m.weight.numel() for m in layers.values())
     zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
     details = {
@@ -212,13 +206,7 @@ def prune_structured(model: nn.Module, ctx: CompressContext) -> MethodResult:
         specs.update(s)
         attrs.update(a)
         layers[name] = summary
-    losses = []
-    if opts.finetune_steps:
-        train = ctx.require_train("prune-structured", "recovery fine-tuning")
-        losses = finetune(
-            model, train, opts.finetune_steps, lr=opts.lr, batch_size=opts.batch_size, seed=opts.seed,
-            desc="recover", progress=opts.progress,
-        )  # fmt: skip
+    losses = recover(model, ctx, "prune-structured")
     compression = {"method": "prune-structured", "fraction": opts.sparsity, "modules": specs, "attrs": attrs}
     details = {"fraction_removed": opts.sparsity, "layers": layers, "finetune_losses": losses[-1:]}
     return MethodResult(model, compression, details)
