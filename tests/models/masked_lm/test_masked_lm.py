@@ -255,3 +255,36 @@ def test_cli_trains_masked_lm_and_reuses_it_as_a_text_tower(tmp_path):
     assert len(clf.processor["text"].tokenizer) == len(
         load_model(tmp_path / "runs/mlm/best").processor["text"].tokenizer
     )
+
+
+def test_continues_from_an_hf_checkpoint_directory(tokenizer, tmp_path):
+    from omnifuse.models.masked_lm.config import MaskedLMConfig
+    from omnifuse.models.masked_lm.model import _tokenizer
+    from omnifuse.models.registry import get_spec
+
+    tiny_bert(tokenizer).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    cfg = MaskedLMConfig(source="hf", name_or_path=str(tmp_path / "bert"))
+    tok, name = _tokenizer(cfg, [])  # the checkpoint's own tokenizer, no training text needed
+    assert name == str(tmp_path / "bert") and len(tok) == len(tokenizer)
+    processor = Processor({"text": MaskedTextProcessor(tok, 32, pairs=True)})
+    model = get_spec("masked_lm").build(cfg, processor)
+    assert model.nsp and type(model.model).__name__ == "BertForPreTraining"
+    original = transformers.BertForPreTraining.from_pretrained(tmp_path / "bert")
+    torch.testing.assert_close(
+        model.model.bert.embeddings.word_embeddings.weight, original.bert.embeddings.word_embeddings.weight
+    )
+    roberta = transformers.RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=70,
+    )  # fmt: skip
+    transformers.RobertaForMaskedLM(roberta).save_pretrained(tmp_path / "roberta")  # no NSP head
+    cfg = MaskedLMConfig(
+        source="hf", name_or_path=str(tmp_path / "roberta"), tokenizer=str(tmp_path / "bert")
+    )
+    with pytest.raises(ValueError, match="no next-sentence-prediction head; set model.nsp: false"):
+        get_spec("masked_lm").build(cfg, processor)
+    cfg = MaskedLMConfig(
+        source="hf", name_or_path=str(tmp_path / "roberta"), tokenizer=str(tmp_path / "bert"), nsp=False
+    )
+    assert not get_spec("masked_lm").build(cfg, processor).nsp  # RoBERTa-style: MLM only
