@@ -10,6 +10,7 @@ from omnifuse.cli import (
     bench_fusion,
     bench_generalist,
     bench_generate,
+    bench_grounding,
     bench_pretrain,
     bench_text2image,
     bench_train,
@@ -21,6 +22,7 @@ from omnifuse.cli._common import add_verb
 BENCHES = (
     bench_train,
     bench_fusion,
+    bench_grounding,
     bench_serve_verb,
     bench_infer_verb,
     bench_generate,
