@@ -119,7 +119,12 @@ def run_spec_evaluator(args, model, name: str, policy) -> int:
     from omnifuse.eval.report import format_table
 
     text = "text" if args.text_column == "captions" else args.text_column  # interleaved texts
-    samples = read_samples(args.data, columns={"image": args.image_column, "text": text}, policy=policy)
+    samples = read_samples(
+        args.data,
+        columns={"image": args.image_column, "text": text},
+        label_columns=args.label_column or None,
+        policy=policy,
+    )
     config = SimpleNamespace(batch_size=min(args.batch_size, 64), max_items=args.max_items)
     evaluator = build_evaluator(name, config, samples, model, prefix="")
     metrics, details = evaluator.evaluate(model)

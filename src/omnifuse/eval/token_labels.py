@@ -42,7 +42,15 @@ class TokenLabelEvaluator(Evaluator):
 
     def tags(self, model: Any) -> tuple[list[list[str]], list[list[str]]]:
         """True and predicted tags, one per word of each sample."""
-        true = [words_and_tags(s, self.label_key, i)[1] or [] for i, s in enumerate(self.samples)]
+        true = []
+        for i, s in enumerate(self.samples):
+            tags = words_and_tags(s, self.label_key, i)[1]
+            if tags is None:
+                raise ValueError(
+                    f"{s.meta.get('source') or f'row {i}'}: no '{self.label_key}' tags to score against; "
+                    f"read them as labels (omnifuse eval: --label-column {self.label_key})"
+                )
+            true.append(tags)
         pred = [
             [label for _, label in row] + ["O"] * (len(t) - len(row))
             for row, t in zip(model.label_samples(self.samples, self.batch_size), true)

@@ -101,6 +101,12 @@ def test_trains_saves_tags_and_predicts_jsonl(grounding_dir, tmp_path, capsys):
     want = token_metrics([t["tags"].split() for t in truth], [p["labels"] for p in preds])
     assert metrics == pytest.approx(want)
     assert "micro avg" in details["per_label"]
+    report = tmp_path / "eval.json"
+    ev = ["eval", str(run / "best"), str(test_file), "--text-column", "caption", "--out", str(report)]
+    assert main([*ev, "--label-column", "tags"]) == 0
+    assert json.loads(report.read_text())["metrics"] == pytest.approx(want)
+    assert main(ev) != 0  # without the tags there is nothing to score
+    assert "--label-column tags" in capsys.readouterr().err
     args = ["predict", str(run / "best"), str(test_file), "--columns", "text=caption", "image=image"]
     assert main([*args, "--out", str(tmp_path / "t.csv")]) != 0
     assert "per-token labels are written as JSONL" in capsys.readouterr().err
