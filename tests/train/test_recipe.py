@@ -26,6 +26,12 @@ def test_every_recipe_parses(path):
     if model.type == "generalist":  # one decoder over a token stream: no encoder towers to name
         assert model.mixture
         return
+    if model.type == "image_tokenizer":  # a VQ-VAE: a token grid and a codebook, no towers
+        assert model.grid and model.codebook_size
+        return
+    if model.type == "text_to_image":  # a prior over an image tokenizer's codes
+        assert model.image_tokenizer
+        return
     if model.type == "captioner":  # a vision tower and a language model, joined by a connector
         assert model.vision and model.lm and model.connector in ("xattn", "prefix")
         return

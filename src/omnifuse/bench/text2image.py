@@ -144,9 +144,13 @@ def train_tokenizer(data: Path, out: Path, cfg: Text2ImageBenchConfig):
         Processor({"image": ImageProcessor(settings)}),
     )
     val = read(data, "val")
-    model, seconds = train(model, read(data, "train"), cfg.tokenizer_steps, 2e-3, out / "tokenizer", cfg)
+    artifact = out / "tokenizer" / "artifact"
+    if (artifact / "model.safetensors").exists():  # a rerun in the same directory reuses it
+        model, seconds = ImageTokenizer.from_pretrained(artifact), float("nan")
+    else:
+        model, seconds = train(model, read(data, "train"), cfg.tokenizer_steps, 2e-3, out / "tokenizer", cfg)
+        model.save_pretrained(artifact)
     metrics = ImageTokenizerEvaluator(val, max_items=500)(model)
-    model.save_pretrained(out / "tokenizer" / "artifact")
     return model, {**metrics, "train_s": seconds}
 
 
