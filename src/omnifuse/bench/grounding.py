@@ -3,7 +3,8 @@
 Task (see `omnifuse.data.synth.grounding`): captions that mention every object with its size,
 color, shape and position, some attribute words swapped for wrong ones; every word is tagged
 ``O`` / ``B-wrong`` / ``I-wrong``. Every row is a `token_classifier` on the same frozen towers
-as `omnifuse bench fusion` (a small CLIP trained once on the scenes' captions), the same steps,
+as `omnifuse bench fusion` (a small CLIP trained once on the scenes' captions; frozen unless
+`trainable_layers` says otherwise), the same steps,
 batch and seed; only the fusion differs. The text-only row (the text tower alone, no image)
 cannot know which words are false of the image: it is the chance baseline. Reported on the test
 split: token accuracy and entity-level precision / recall / F1 (seqeval's rules) of the
@@ -40,6 +41,8 @@ class GroundingBenchConfig:
     hidden: int = 64
     """Encoder width (from the CLIP); fusion width is 2x."""
     layers: int = 2
+    trainable_layers: int | None = 0
+    """Layers of the CLIP towers trained with each row: 0 freezes them (as `bench fusion`), null trains them fully."""
     rows: tuple[str, ...] = ROWS
     eval_items: int = 1000
     seed: int = 0
@@ -69,7 +72,7 @@ def grounding_recipe(data_dir: Path, out_dir: Path, row: str, cfg: GroundingBenc
             "type": "token_classifier",
             "from_dual_encoder": str(out_dir.parent / "clip" / "best"),
             "dual_encoder_towers": sorted(columns),
-            "dual_encoder_trainable_layers": 0,
+            "dual_encoder_trainable_layers": cfg.trainable_layers,
             "fusion": fusion,
             "label": "tags",
             "label_names": ["O", "B-wrong", "I-wrong"],

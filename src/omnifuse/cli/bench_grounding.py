@@ -33,6 +33,11 @@ def register(verbs) -> None:
         "--workers", type=int, default=None, help="rows trained at once, 1 thread each (default 2)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--trainable-layers",
+        default=None,
+        help="top layers of the CLIP towers trained with each row (default 0: frozen; 'all': fully trained)",
+    )
     parser.add_argument("--out", default=None, help="write the results as JSON here")
 
 
@@ -52,6 +57,9 @@ def run(args) -> int:
     ):
         if value is not None:
             setattr(cfg, name, value)
+    if args.trainable_layers is not None:
+        value = args.trainable_layers
+        cfg.trainable_layers = None if value == "all" else int(value)
     result = bench_grounding(args.work_dir, cfg)
     print(format_table(result["rows"]))
     if args.out:
