@@ -98,6 +98,21 @@ def test_int8_stores_int8_weights_and_stays_close(method, trained, shapes_dir):
         assert _cosine(before[m], after[m]).min() > 0.9
 
 
+def test_int8_artifact_serves_through_the_runtime(trained, shapes_dir):
+    """runtime.load on a compressed artifact: the kernels this CPU runs, results close to fp32."""
+    from omnifuse import runtime
+
+    p = _paths(trained, shapes_dir)
+    out = trained / "runtime-int8"
+    compress(p["model"], "dynamic-int8", out, p["data"], options=_opts())
+    fp32, int8 = runtime.load(p["model"]), runtime.load(out)
+    config = json.loads((out / "config.json").read_text())["compression"]
+    assert config["weight_range"] in ("full", "reduced") and isinstance(config["requires"], list)
+    texts = ["a red circle", "there is a blue square", "a green star"]
+    assert (int8.embed("text", texts) * fp32.embed("text", texts)).sum(-1).min() > 0.99
+    assert abs(int8.logit_scale - fp32.logit_scale) < 1e-4
+
+
 def test_bf16_cast(trained, shapes_dir):
     p = _paths(trained, shapes_dir)
     out = trained / "bf16"

@@ -20,9 +20,13 @@ __all__ = ["BACKENDS", "DEFAULT_TEMPLATES", "LabelScore", "Predictor", "TorchPre
 
 
 def _load_torch(directory: str | os.PathLike, batch_size: int, **kwargs) -> Predictor:
+    from omnifuse.models.artifact import read_config
     from omnifuse.models.factory import load_model
 
-    return TorchPredictor(load_model(directory), batch_size=batch_size, **kwargs)
+    config = read_config(directory)
+    # a compressed model (int8, low-rank layers) cannot describe itself: its config.json does
+    source = config if "compression" in config else None
+    return TorchPredictor(load_model(directory), batch_size=batch_size, source=source, **kwargs)
 
 
 def _load_onnx(directory: str | os.PathLike, batch_size: int, **kwargs) -> Predictor:

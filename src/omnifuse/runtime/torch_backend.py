@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -15,8 +17,15 @@ __all__ = ["TorchPredictor", "runtime_config"]
 class TorchPredictor(Predictor):
     backend = "torch"
 
-    def __init__(self, model: nn.Module, batch_size: int = 32, dtype: torch.dtype | None = None):
-        super().__init__(runtime_config(model), model.processor, batch_size)
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int = 32,
+        dtype: torch.dtype | None = None,
+        source: dict[str, Any] | None = None,
+    ):
+        """`source`: the artifact's config.json, when the model cannot describe itself (compressed)."""
+        super().__init__(runtime_config(model, source), model.processor, batch_size)
         self.model = model.eval()
         self.dtype = dtype  # e.g. torch.bfloat16: autocast on CPUs with AMX / AVX512-BF16
 
