@@ -16,7 +16,9 @@ from omnifuse.serve.config import Limits
 @pytest.fixture(scope="module")
 def client(captioner_dir):
     limits = Limits(max_new_tokens=200)
-    app = create_app(ServeConfig(model_dir="unused", limits=limits), predictor=runtime.load(captioner_dir))
+    app = create_app(
+        ServeConfig(model_dir="unused", limits=limits), predictor=runtime.load(str(captioner_dir))
+    )  # a str path, as the CLI gives
     with TestClient(app) as c:
         yield c
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -23,7 +24,7 @@ def _load_torch(directory: str | os.PathLike, batch_size: int, **kwargs) -> Pred
     from omnifuse.models.artifact import read_config
     from omnifuse.models.factory import load_model
 
-    config = read_config(directory)
+    config = read_config(Path(directory))
     # a compressed model (int8, low-rank layers) cannot describe itself: its config.json does
     source = config if "compression" in config else None
     return TorchPredictor(load_model(directory), batch_size=batch_size, source=source, **kwargs)
