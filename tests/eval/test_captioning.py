@@ -91,3 +91,19 @@ def test_hallucination_counts_colour_shape_mentions_not_in_the_scene():
     )
     assert out["hallucination"] == pytest.approx(1 / 3)
     assert out["hallucination_captions"] == pytest.approx(1 / 3)
+
+
+def test_evaluator_groups_tasks_and_spreads_its_budget():
+    from omnifuse.data.sample import Sample
+    from omnifuse.eval.captioning import CaptionerEvaluator
+
+    answers = [
+        Sample(inputs={"image": "x.png", "text": "t"}, meta={"task": "answer", "question": f"q{i}"})
+        for i in range(100)
+    ]
+    captions = [Sample(inputs={"image": "x.png", "text": "a red circle"}) for _ in range(3)]
+    ev = CaptionerEvaluator(answers + captions, max_items=10)
+    assert [s.meta["question"] for s in ev.groups["answer"]] == [f"q{i}" for i in range(0, 100, 10)]
+    assert len(ev.groups["caption"]) == 3  # a row without a task and without <image> is a caption
+    with pytest.raises(ValueError, match="no caption, answer or few-shot"):
+        CaptionerEvaluator([Sample(inputs={"image": "x.png", "text": "<image>x"})])

@@ -185,7 +185,13 @@ class CaptionerEvaluator(Evaluator):
         groups: dict[str, list[Sample]] = defaultdict(list)
         for s in samples:
             groups[_task(s)].append(s)
-        self.groups = {k: v[:max_items] for k, v in groups.items() if k in ("caption", "answer", "fewshot")}
+        # evenly spaced items, so that a small budget still covers many scenes (a scene's
+        # questions are consecutive rows)
+        self.groups = {
+            k: v[:: max(1, len(v) // max_items)][:max_items]
+            for k, v in groups.items()
+            if k in ("caption", "answer", "fewshot")
+        }
         if not self.groups:
             raise ValueError("no caption, answer or few-shot samples to evaluate")
         self.batch_size, self.baselines, self.max_new_tokens = batch_size, baselines, max_new_tokens
