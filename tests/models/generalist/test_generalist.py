@@ -191,3 +191,43 @@ def test_train_and_rollout_cli_end_to_end(data_root, tmp_path, capsys):
         assert 1 < animation.n_frames <= int(summary["returns"][0]) + 1  # PIL merges identical frames
     assert main(["rollout", str(best), "--env", "Pendulum-v1", "--episodes", "1"]) == 2
     assert "never trained on 'Pendulum-v1'" in capsys.readouterr().err
+
+
+def test_pretrained_causal_lm_backbone(data_root, tmp_path):
+    """Any HF causal LM directory as the backbone: its weights and tokenizer, embeddings resized."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from omnifuse.data.processors import build_word_tokenizer
+
+    text_tok = build_word_tokenizer(["a red circle", "go to the red ball", "what color is it"])
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(text_tok), n_positions=96, n_embd=32, n_layer=1, n_head=2))
+    lm.save_pretrained(tmp_path / "lm")
+    text_tok.save_pretrained(tmp_path / "lm")
+    cfg = GeneralistConfig(**{**TINY, "backbone": str(tmp_path / "lm")}, mixture=mixture(data_root))
+    samples = read_mixture(cfg)
+    model = get_spec("generalist").build(cfg, build_processor(cfg, samples), samples)
+    tok = model.gato.tokenizer
+    assert tok.text_size == len(text_tok)  # the backbone's own tokenizer
+    assert model.lm.get_input_embeddings().num_embeddings == tok.vocab_size
+    torch.testing.assert_close(  # text embeddings are the pretrained ones
+        model.lm.get_input_embeddings().weight[: tok.text_size], lm.get_input_embeddings().weight
+    )
+    model.save_pretrained(tmp_path / "art")
+    loaded = load_model(tmp_path / "art")  # rebuilt from the saved LM config: no hub, no source dir
+    batch = Collator(model.processor, ["sequence"])(list(enumerate(samples[:4])))
+    batch.pop("index")
+    model.eval()
+    torch.testing.assert_close(loaded(batch).logits, model(batch).logits)
+
+
+@pytest.mark.parametrize("backbone", ["gpt_neo", "llama"])
+def test_other_backbones_from_scratch(data_root, backbone):
+    cfg = GeneralistConfig(**{**TINY, "backbone": backbone}, mixture=mixture(data_root))
+    samples = read_mixture(cfg)[::6]
+    model = get_spec("generalist").build(cfg, build_processor(cfg, samples), samples)
+    assert model.lm.config.model_type == backbone
+    batch = Collator(model.processor, ["sequence"], train=True)(list(enumerate(samples)))
+    batch.pop("index")
+    assert torch.isfinite(model(batch).loss)
+    env = envs.make_env("CartPole-v1")
+    assert int(model.eval().act(envs.reset(env, 0), [], env_id="CartPole-v1")[0]) in (0, 1)

@@ -140,11 +140,17 @@ def mixture_texts(samples: Sequence[Sample]) -> list[str]:
 
 
 def build_processor(config: GeneralistConfig, samples: Sequence[Sample]) -> Processor:
-    """The `sequence` processor: a Gato tokenizer over a text tokenizer (fitted on the mixture for `word`)."""
-    if config.text_tokenizer == "word":
+    """The `sequence` processor: a Gato tokenizer over a text tokenizer (fitted on the mixture for `word`;
+    a pretrained backbone brings its own, so that text ids keep their trained embeddings)."""
+    from omnifuse.models.generalist.config import BACKBONES
+
+    name = config.text_tokenizer
+    if name == "word" and config.backbone not in BACKBONES:
+        name = config.backbone
+    if name == "word":
         text = build_word_tokenizer(mixture_texts(samples) or ["empty"])
     else:
-        text = TextProcessor.from_pretrained(config.text_tokenizer).tokenizer
+        text = TextProcessor.from_pretrained(name).tokenizer
     tok = GatoTokenizer(
         text,
         n_bins=config.n_bins,

@@ -63,7 +63,8 @@ class GeneralistConfig:
     """Images are resized to this square before they are cut into patches."""
     patch_size: int = 8
     text_tokenizer: str = "word"
-    """`word`: a word-level tokenizer fitted on the mixture's texts and missions; else an HF name or dir."""
+    """`word`: a word-level tokenizer fitted on the mixture's texts and missions (with a pretrained
+    `backbone`: that model's own tokenizer); else an HF tokenizer name or dir."""
     prompt_prob: float = 0.25
     """Chance that an episode window is preceded by a demonstration of the same task (Gato: 0.25)."""
     prompt_steps: int = 8
