@@ -53,6 +53,11 @@ class GeneralistConfig:
     max_local_positions: int = 64
     """Learned positions inside one observation (Gato's local position encodings)."""
     dropout: float = 0.0
+    value_embedding: bool = True
+    """Add a learned function (Fourier features, then a linear layer) of each continuous token's
+    companded value to its embedding, so that neighbouring bins start out alike and the order of
+    the 1024 bins need not be learned from data alone. Not in Gato (which learns each bin's
+    embedding independently); off reproduces it."""
     n_bins: int = 1024
     """Uniform bins of mu-law companded continuous values."""
     mu: float = 100.0

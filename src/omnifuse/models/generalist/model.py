@@ -41,6 +41,17 @@ class GeneralistOutput:
     logits: torch.Tensor
 
 
+VALUE_FREQUENCIES = 8
+"""Sine/cosine pairs of the value features of continuous tokens."""
+
+
+def value_features(value: torch.Tensor) -> torch.Tensor:
+    """(...,) companded values in [-1, 1] -> (..., 1 + 2F): the value, sin and cos at F octaves."""
+    freqs = torch.pi * 2.0 ** torch.arange(VALUE_FREQUENCIES, device=value.device, dtype=value.dtype)
+    angles = value.unsqueeze(-1) * freqs  # (..., F)
+    return torch.cat([value.unsqueeze(-1), angles.sin(), angles.cos()], dim=-1)
+
+
 class UntrainedTaskError(ValueError):
     """The model is asked to act in an environment it has never seen in training."""
 
@@ -137,6 +148,7 @@ class Generalist(ArtifactMixin, nn.Module):
         hidden = self.lm.get_input_embeddings().embedding_dim
         self.patch_embed = nn.ModuleDict({k: nn.Linear(d, hidden) for k, d in sorted(tok.patch_dims.items())})
         self.local_embed = nn.Embedding(config.max_local_positions, hidden, padding_idx=0)
+        self.value_embed = nn.Linear(1 + 2 * VALUE_FREQUENCIES, hidden) if config.value_embedding else None
 
     # ---- artifact -------------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
@@ -165,7 +177,16 @@ class Generalist(ArtifactMixin, nn.Module):
                 patches = self.patch_embed[kind](batch[f"{kind}_patches"].to(flat.dtype))  # (N, D)
                 flat = flat.index_copy(0, batch[f"{kind}_patch_at"], patches)
         local = batch["local_pos"].clamp(max=self.config.max_local_positions - 1)  # (B, T)
-        return flat.view(b, t, d) + self.local_embed(local)  # (B, T, D)
+        x = flat.view(b, t, d) + self.local_embed(local)  # (B, T, D)
+        if self.value_embed is not None:
+            tok = self.gato.tokenizer
+            bins = tokens - tok.continuous_offset  # (B, T)
+            continuous = (bins >= 0) & (bins < tok.n_bins)  # (B, T)
+            value = (
+                bins.clamp(0, tok.n_bins - 1).to(x.dtype) + 0.5
+            ) / tok.n_bins * 2 - 1  # (B, T) in [-1, 1]
+            x = x + continuous.unsqueeze(-1) * self.value_embed(value_features(value))  # (B, T, D)
+        return x
 
     def forward(self, batch: dict[str, torch.Tensor]) -> GeneralistOutput:
         embeds = self.embed(batch)  # (B, T, D)
