@@ -36,19 +36,19 @@ logger = logging.getLogger("omnifuse.bench")
 class GeneralistBenchConfig:
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     """Environment ids (each needs an expert)."""
-    demo_episodes: int = 60
+    demo_episodes: int = 30
     """Expert demonstrations per task for training (seeds 1000, 1001, ...)."""
     eval_episodes: int = 20
     """Episodes per task for random, expert and model (seeds 0..N-1)."""
-    scenes: int = 1500
+    scenes: int = 600
     """Shapes-world scenes (train/val/test split by the generator)."""
-    steps: int = 1500
+    steps: int = 500
     """Optimizer steps of the generalist."""
     batch_size: int = 32
     hidden_size: int = 128
-    num_layers: int = 4
+    num_layers: int = 3
     num_heads: int = 4
-    context_length: int = 192
+    context_length: int = 128
     lr: float = 1e-3
     weights: dict[str, float] = field(
         default_factory=lambda: {"control": 0.7, "caption": 0.12, "vqa": 0.12, "text": 0.06}
@@ -58,10 +58,10 @@ class GeneralistBenchConfig:
     """Also train the same-size captioning/VQA specialist (for as many caption/VQA samples)."""
     caption_eval: int = 100
     """Held-out images captioned (and questions answered: 2 per image)."""
-    window_steps: int | None = 4
+    window_steps: int | None = 1
     """Most episode steps per training window (short windows: the model reads the observation
     instead of copying its past actions, and steps are cheaper)."""
-    max_history: int | None = 3
+    max_history: int | None = 0
     """Past steps the model sees when acting (None: as many as fit the context)."""
     prompt: bool = False
     """Prompt each evaluation episode with an expert demonstration (seeds 5000+)."""

@@ -21,23 +21,23 @@ def register(verbs) -> None:
         "--tasks", nargs="*", default=None, help="environment ids (default: the 8 with experts)"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="optimizer steps of the generalist (default 1500)"
+        "--steps", type=int, default=None, help="optimizer steps of the generalist (default 500)"
     )
     parser.add_argument(
-        "--demo-episodes", type=int, default=None, help="expert episodes per task (default 60)"
+        "--demo-episodes", type=int, default=None, help="expert episodes per task (default 30)"
     )
     parser.add_argument(
         "--eval-episodes", type=int, default=None, help="episodes per task and policy (default 20)"
     )
-    parser.add_argument("--scenes", type=int, default=None, help="shapes-world scenes (default 1500)")
+    parser.add_argument("--scenes", type=int, default=None, help="shapes-world scenes (default 600)")
     parser.add_argument("--hidden-size", type=int, default=None)
     parser.add_argument("--layers", type=int, default=None)
-    parser.add_argument("--context", type=int, default=None, help="context length in tokens (default 192)")
+    parser.add_argument("--context", type=int, default=None, help="context length in tokens (default 128)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument(
-        "--window-steps", type=int, default=None, help="most steps per training window (default 4)"
+        "--window-steps", type=int, default=None, help="most steps per training window (default 1)"
     )
-    parser.add_argument("--history", type=int, default=None, help="past steps seen when acting (default 3)")
+    parser.add_argument("--history", type=int, default=None, help="past steps seen when acting (default 0)")
     parser.add_argument(
         "--prompt", action="store_true", help="prompt evaluation episodes with a demonstration"
     )
