@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from omnifuse.data.episodes.episode import Episode
-from omnifuse.data.episodes.spaces import FieldSpec, TaskSpace
+from omnifuse.data.episodes.spaces import TaskSpace
 from omnifuse.data.sample import DataError
 
 PATCH_KINDS = ("grid", "image")
@@ -418,9 +418,3 @@ def _extend(b: _Builder, seq: TokenSequence) -> None:
     for kind, value in seq.patches.items():
         b.patches[kind].extend(list(value))
         b.patch_at[kind].extend(int(p) + offset for p in seq.patch_at[kind])
-
-
-def check_field(spec: FieldSpec, value: np.ndarray) -> None:
-    """Raise DataError when one step's value does not have the field's shape."""
-    if list(np.shape(value)) != spec.shape:
-        raise DataError(f"observation '{spec.name}' has shape {list(np.shape(value))}; expected {spec.shape}")
