@@ -30,7 +30,7 @@ from omnifuse.bench.infer import machine_info
 
 
 def bench_recipe(
-    data: Path, out: Path, connector: str, steps: int, batch_size: int, seed: int
+    data: Path, out: Path, connector: str, steps: int, batch_size: int, seed: int, gate_scale: float = 1.0
 ) -> dict[str, Any]:
     return {
         "name": f"captioner-{connector}",
@@ -62,6 +62,7 @@ def bench_recipe(
             "heads": 4,
             "head_dim": 32,
             "max_length": 80,
+            "gate_scale": gate_scale,
         },
         "train": {
             "batch_size": batch_size,

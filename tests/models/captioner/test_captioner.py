@@ -226,3 +226,16 @@ def test_decode_workload_hook_joins_bench_generate(captioner):
         )
         == 6
     )
+
+
+def test_gate_scale_keeps_the_zero_start(make_captioner, img):
+    torch.manual_seed(0)
+    model = make_captioner("xattn", gate_scale=20.0).eval()
+    batch = _batch(model, ["<image>Caption: a red circle"], [img(1)])
+    with torch.no_grad():
+        plain = model.lm(input_ids=batch["text"], attention_mask=batch["text_mask"]).logits
+        assert torch.equal(model(batch).logits, plain)
+        model.xattn[0].attn_gate.fill_(0.01)  # tanh(20 * 0.01) ~ 0.2: a small step opens it
+        assert not torch.allclose(model(batch).logits, plain)
+    with pytest.raises(ValueError, match="gate_scale"):
+        make_captioner("xattn", gate_scale=0.0)

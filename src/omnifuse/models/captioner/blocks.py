@@ -143,20 +143,32 @@ class MaskedCrossAttention(nn.Module):
 
 
 class GatedCrossAttentionBlock(nn.Module):
-    """x + tanh(a) * xattn(x, media); then x + tanh(b) * ffw(x). a = b = 0 at initialisation."""
+    """x + tanh(s a) * xattn(x, media); then x + tanh(s b) * ffw(x). a = b = 0 at initialisation.
+
+    `gate_scale` s multiplies the gates' effective learning rate (Adam moves a and b by about the
+    learning rate per step) without changing the zero start.
+    """
 
     def __init__(
-        self, dim: int, dim_visual: int, heads: int, head_dim: int, ff_mult: int, only_immediate: bool = True
+        self,
+        dim: int,
+        dim_visual: int,
+        heads: int,
+        head_dim: int,
+        ff_mult: int,
+        only_immediate: bool = True,
+        gate_scale: float = 1.0,
     ):
         super().__init__()
+        self.gate_scale = gate_scale
         self.attn = MaskedCrossAttention(dim, dim_visual, heads, head_dim, only_immediate)
         self.attn_gate = nn.Parameter(torch.zeros(1))
         self.ff = feed_forward(dim, ff_mult)
         self.ff_gate = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor, media: torch.Tensor, text_time: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn_gate.tanh() * self.attn(x, media, text_time)  # (B, T, D)
-        return x + self.ff_gate.tanh() * self.ff(x)
+        x = x + (self.gate_scale * self.attn_gate).tanh() * self.attn(x, media, text_time)  # (B, T, D)
+        return x + (self.gate_scale * self.ff_gate).tanh() * self.ff(x)
 
 
 class PrefixProjector(nn.Module):

@@ -83,6 +83,9 @@ class CaptionerConfig:
     """MLP width multiplier of the resampler and the gated blocks."""
     cross_attn_every: int = 1
     """A gated cross-attention block before every N-th LM layer (`xattn`)."""
+    gate_scale: float = 1.0
+    """Multiplies the tanh gates' parameters (a larger value lets the gates open in fewer steps;
+    they still start at exactly 0)."""
     only_attend_immediate_media: bool = True
     """Each text token attends only to the most recent preceding image (else to all before it)."""
     max_images: int = 8
@@ -109,6 +112,8 @@ class CaptionerConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1; got {getattr(self, name)}")
+        if not self.gate_scale > 0:
+            raise ValueError(f"model.gate_scale must be > 0; got {self.gate_scale}")
         if IMAGE_TOKEN not in self.caption_prompt:
             raise ValueError(f"model.caption_prompt must contain {IMAGE_TOKEN}; got '{self.caption_prompt}'")
         if IMAGE_TOKEN not in self.question_prompt or "{question}" not in self.question_prompt:

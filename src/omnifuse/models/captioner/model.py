@@ -122,7 +122,13 @@ class Captioner(ArtifactMixin, nn.Module):
         if config.connector == "xattn":
             self.xattn = nn.ModuleList(
                 GatedCrossAttentionBlock(
-                    d, dv, config.heads, config.head_dim, config.ff_mult, config.only_attend_immediate_media
+                    d,
+                    dv,
+                    config.heads,
+                    config.head_dim,
+                    config.ff_mult,
+                    config.only_attend_immediate_media,
+                    config.gate_scale,
                 )
                 for _ in self.xattn_layers
             )
