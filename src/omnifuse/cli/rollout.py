@@ -23,7 +23,10 @@ def register(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes at this length")
     parser.add_argument(
-        "--history", type=int, default=None, help="past steps the model sees (default: what fits)"
+        "--history",
+        type=int,
+        default=None,
+        help="past steps the model sees (default: what fits the context and the training windows)",
     )
     parser.add_argument("--prompt", default=None, help="shard directory of demonstrations to prompt with")
     parser.add_argument("--gif", default=None, help="write the first episode as an animated GIF here")

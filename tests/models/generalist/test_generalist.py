@@ -231,3 +231,21 @@ def test_other_backbones_from_scratch(data_root, backbone):
     assert torch.isfinite(model(batch).loss)
     env = envs.make_env("CartPole-v1")
     assert int(model.eval().act(envs.reset(env, 0), [], env_id="CartPole-v1")[0]) in (0, 1)
+
+
+def test_one_step_windows_act_without_history(data_root, monkeypatch):
+    cfg = GeneralistConfig(**TINY, window_steps=1, mixture=mixture(data_root))
+    samples = read_mixture(cfg)
+    model = get_spec("generalist").build(cfg, build_processor(cfg, samples), samples).eval()
+    env = envs.make_env("CartPole-v1")
+    obs = envs.reset(env, 0)
+    history = [(envs.reset(env, s), np.array([s % 2])) for s in range(1, 6)]
+    seen = []
+    real = model._next_logits
+    monkeypatch.setattr(model, "_next_logits", lambda seqs: seen.extend(len(q) for q in seqs) or real(seqs))
+    model.act(obs, history, env_id="CartPole-v1")
+    assert seen == [4 + 1]  # the observation and the separator: training windows had no past steps
+    seen.clear()
+    model.gato.window_steps = 3
+    model.act(obs, history, env_id="CartPole-v1")
+    assert seen == [2 * 6 + 4 + 1]  # two past steps (obs | action), then the observation

@@ -233,9 +233,9 @@ class Generalist(ArtifactMixin, nn.Module):
         """One action per environment: raw observations, their (raw observation, action) histories,
         optional demonstration prompts (:meth:`demonstration_prompt`). Greedy unless `temperature` > 0.
 
-        The newest history steps that fit the context are used, at most `max_history` of them (fewer
-        steps: faster acting; training windows also start anywhere, so short histories are in
-        distribution)."""
+        The newest history steps that fit the context are used, at most `max_history` of them and
+        fewer than the training windows' `window_steps` (fewer steps: faster acting; training windows
+        also start anywhere, so short histories are in distribution)."""
         space = self.task_space(env_id)
         tok = self.gato.tokenizer
         per_step = tok.step_tokens(space)
@@ -247,6 +247,8 @@ class Generalist(ArtifactMixin, nn.Module):
                 len(tok.encode_text(mission)) if space.mission else 0
             )
             keep = max(0, (self.gato.context_length - fixed - per_step) // per_step)
+            if self.gato.window_steps is not None:  # never more past steps than training windows had
+                keep = min(keep, self.gato.window_steps - 1)
             if max_history is not None:
                 keep = min(keep, max_history)
             recent = list(history)[-keep:] if keep else []
