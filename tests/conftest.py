@@ -37,7 +37,7 @@ def _tiny_recipe_dict(shapes_dir: Path, out_dir: Path, **train) -> dict:
         "processor": {"text": {"tokenizer": "word", "max_length": 32}, "image": {"size": 32}},
         "model": {
             "embed_dim": 32,
-            "towers": {
+            "encoders": {
                 "text": {
                     "arch": "bert",
                     "preset": "tiny",
@@ -81,7 +81,7 @@ def _tiny_model(loss: str = "clip"):
         {
             "embed_dim": 8,
             "loss": loss,
-            "towers": {
+            "encoders": {
                 "text": {"arch": "bert", "overrides": {"hidden_size": 16, "intermediate_size": 32}},
                 "image": {
                     "arch": "vit",

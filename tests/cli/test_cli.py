@@ -141,7 +141,7 @@ def test_eval_on_non_artifact(tmp_path, capsys, synth_dir):
 
 def test_bench_train_compares_with_hf_clip(tmp_path, tiny_recipe, synth_dir, capsys):
     recipe = tiny_recipe(synth_dir, tmp_path / "runs")
-    recipe["model"]["towers"] = {
+    recipe["model"]["encoders"] = {
         "text": {
             "arch": "clip_text",
             "pooling": "pooler",

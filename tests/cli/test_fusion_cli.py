@@ -110,7 +110,7 @@ def test_lora_trains_only_the_adapters(tasks_dir, tmp_path):
     from omnifuse.train.run import build_processor, load_recipe_data
 
     recipe = recipe_from_dict(
-        _vqa_recipe(tasks_dir, tmp_path, "concat", lora={"r": 4, "towers": ["text", "image"]})
+        _vqa_recipe(tasks_dir, tmp_path, "concat", lora={"r": 4, "encoders": ["text", "image"]})
     )
     data = load_recipe_data(recipe)
     model = build_model(recipe.model, build_processor(recipe, data.train), data.train)
@@ -120,7 +120,9 @@ def test_lora_trains_only_the_adapters(tasks_dir, tmp_path):
     lora_count = sum(p.numel() for n, p in encoder_params.items() if n in trainable)
     assert lora_count == 4 * 2 * (32 + 32) * 2 * 2  # r * 2 layers * (A + B) * (query, value) * 2 towers
     before = {n: p.detach().clone() for n, p in encoder_params.items()}
-    Trainer(model, data.train, recipe.train, tmp_path / "run", targets=spec_of(model).targets(model)).fit()
+    Trainer(
+        model, data.train, recipe.data, recipe.train, tmp_path / "run", targets=spec_of(model).targets(model)
+    ).fit()
     for n, p in model.encoders.named_parameters():
         changed = not torch.equal(before[n], p.detach())
         assert changed == (n in trainable and ".lora_B." in n) or (n in trainable and ".lora_A." in n), n

@@ -29,7 +29,7 @@ def test_audio_and_video_towers_export_with_parity(modality, tmp_path):
     processor = Processor({"text": text, modality: proc})
     cfg = from_dict(
         DualEncoderConfig,
-        {"embed_dim": 8, "towers": {"text": {"arch": "bert", "overrides": TINY}, modality: tower}},
+        {"embed_dim": 8, "encoders": {"text": {"arch": "bert", "overrides": TINY}, modality: tower}},
     )
     model = build_model(cfg, processor).eval()
     report = export_onnx(model, tmp_path / "out", ExportOptions())

@@ -10,7 +10,7 @@ import transformers
 from omnifuse.data.audio import AudioProcessor
 from omnifuse.encoders import build_encoder
 from omnifuse.encoders.audio import audio_settings_for, build_ast, load_audio_encoder
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.encoders.hf import HFEncoder
 from omnifuse.encoders.registry import encoder_from_config
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from omnifuse.encoders import build_encoder, build_scratch_encoder, freeze, set_gradient_checkpointing
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.encoders.hf import HFEncoder
 from omnifuse.utils.config import ConfigError, from_dict
 

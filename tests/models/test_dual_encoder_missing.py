@@ -1,5 +1,6 @@
 """DualEncoder training on samples that lack a modality: each pair's loss uses only complete rows."""
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ def test_trainer_with_allow_missing(shapes_dir, tmp_path, tiny_recipe):
     from omnifuse.train.run import build_processor
 
     model = build_model(recipe.model, build_processor(recipe, samples))
-    result = Trainer(model, samples, recipe.train, tmp_path / "run", allow_missing=True).fit()
+    data = dataclasses.replace(recipe.data, allow_missing=True)
+    result = Trainer(model, samples, data, recipe.train, tmp_path / "run").fit()
     losses = [r["train/loss"] for r in result.metrics if "train/loss" in r]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))

@@ -46,7 +46,7 @@ def trimodal_recipe(data, out, anchor="text", **train):
         "model": {
             "embed_dim": 16,
             "anchor": anchor,
-            "towers": {
+            "encoders": {
                 "text": {"arch": "bert", "pooling": "mean", "overrides": WIDTH},
                 "image": {"arch": "vit", "overrides": {**WIDTH, "patch_size": 8}},
                 "audio": {"arch": "ast", "pooling": "mean", "overrides": WIDTH},

@@ -42,7 +42,10 @@ def video_recipe(data: Path, out: Path, video_tower: dict, **train) -> dict:
         "processor": {"text": {"max_length": 24}, "video": {"num_frames": 4, "image": {"size": 16}}},
         "model": {
             "embed_dim": 16,
-            "towers": {"text": {"arch": "bert", "pooling": "mean", "overrides": TINY}, "video": video_tower},
+            "encoders": {
+                "text": {"arch": "bert", "pooling": "mean", "overrides": TINY},
+                "video": video_tower,
+            },
         },
         "train": {
             "batch_size": 8,

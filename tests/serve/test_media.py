@@ -40,7 +40,7 @@ def client(tmp_path_factory):
         DualEncoderConfig,
         {
             "embed_dim": 8,
-            "towers": {
+            "encoders": {
                 "text": {"arch": "bert", "overrides": TINY},
                 "audio": {"arch": "ast", "overrides": TINY},
             },
@@ -96,7 +96,7 @@ def test_embed_video(tmp_path):
     tower = {"arch": "frame_vit", "overrides": {**TINY, "patch_size": 8}}
     cfg = from_dict(
         DualEncoderConfig,
-        {"embed_dim": 8, "towers": {"text": {"arch": "bert", "overrides": TINY}, "video": tower}},
+        {"embed_dim": 8, "encoders": {"text": {"arch": "bert", "overrides": TINY}, "video": tower}},
     )
     build_model(cfg, Processor({"text": text, "video": video})).eval().save_pretrained(tmp_path / "m")
     frames = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), dtype=np.uint8)

@@ -35,12 +35,7 @@ def test_every_recipe_parses(path):
     if model.type == "captioner":  # a vision tower and a language model, joined by a connector
         assert model.vision and model.lm and model.connector in ("xattn", "prefix")
         return
-    assert (
-        getattr(model, "towers", None)
-        or getattr(model, "from_hf", None)
-        or model.encoders
-        or model.from_dual_encoder
-    )
+    assert getattr(model, "from_hf", None) or model.encoders or model.from_dual_encoder
 
 
 @pytest.mark.parametrize(
@@ -80,8 +75,8 @@ def base(tmp_path, tiny_recipe):
         ("train.batch_size", "big", "'train.batch_size' must be an integer; got 'big'"),
         ("train.precision", "fp8", "'train.precision' must be one of 'fp32', 'bf16'; got 'fp8'"),
         ("model.loss", "hinge", "'model.loss' must be one of 'clip', 'siglip', 'triplet', 'npair', 'circle'"),
-        ("model.towers.text.pooling", "max", "'model.towers.text.pooling' must be one of"),
-        ("model.towers.text.depth", 3, "unknown key 'model.towers.text.depth'"),
+        ("model.encoders.text.pooling", "max", "'model.encoders.text.pooling' must be one of"),
+        ("model.encoders.text.depth", 3, "unknown key 'model.encoders.text.depth'"),
         ("train.max_steps", 0, "train.max_steps must be positive"),
         ("eval.templates", "a {}", "'eval.templates' must be a list"),
         ("train.early_stopping.mode", "up", "'train.early_stopping.mode' must be one of 'max', 'min'"),

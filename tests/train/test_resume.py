@@ -31,8 +31,8 @@ def write_recipe(tmp_path: Path, shapes_dir: Path, tiny_recipe, name: str) -> Pa
     )
     recipe["name"] = name
     # dropout on, so that restoring the RNG state matters
-    recipe["model"]["towers"]["text"]["overrides"]["hidden_dropout_prob"] = 0.1
-    recipe["model"]["towers"]["image"]["overrides"]["hidden_dropout_prob"] = 0.1
+    recipe["model"]["encoders"]["text"]["overrides"]["hidden_dropout_prob"] = 0.1
+    recipe["model"]["encoders"]["image"]["overrides"]["hidden_dropout_prob"] = 0.1
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path

@@ -28,7 +28,12 @@ def test_early_stopping_keeps_the_best(tmp_path, shapes_dir, tiny_recipe):
     model = build_model(recipe.model, build_processor(recipe, data.train))
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
     trainer = Trainer(
-        model, data.train, recipe.train, tmp_path / "run", evaluator=lambda m: {"val/score": next(scores)}
+        model,
+        data.train,
+        recipe.data,
+        recipe.train,
+        tmp_path / "run",
+        evaluator=lambda m: {"val/score": next(scores)},
     )
     result = trainer.fit()
     assert result.stopped_early and result.step == 4
@@ -51,7 +56,7 @@ def test_unknown_early_stopping_metric_is_named(tmp_path, shapes_dir, tiny_recip
     data = load_recipe_data(recipe)
     model = build_model(recipe.model, build_processor(recipe, data.train))
     trainer = Trainer(
-        model, data.train, recipe.train, tmp_path / "run", evaluator=lambda m: {"val/score": 1.0}
+        model, data.train, recipe.data, recipe.train, tmp_path / "run", evaluator=lambda m: {"val/score": 1.0}
     )
     with pytest.raises(KeyError, match="val/nope"):
         trainer.fit()

@@ -171,7 +171,9 @@ def pretrain_shared_clip(data_dir: Path, out_dir: Path, cfg: FusionBenchConfig) 
     recipe["name"] = "clip"
     recipe["processor"]["image"]["size"] = cfg.image_size
     recipe["processor"]["text"]["extra_words"] = vocabulary()  # question words too, not [UNK]
-    recipe["model"]["towers"]["image"]["overrides"]["patch_size"] = cfg.image_size // 3  # one token per cell
+    recipe["model"]["encoders"]["image"]["overrides"]["patch_size"] = (
+        cfg.image_size // 3
+    )  # one token per cell
     n_train = len((data_dir / "train.jsonl").read_text().splitlines())
     batch = min(recipe["train"]["batch_size"], n_train - n_train % 2)  # tiny smoke runs have few scenes
     recipe["train"].update(

@@ -60,7 +60,7 @@ def default_bench_model(out_dir: str | os.PathLike, image_size: int = 32, preset
     import torch
 
     from omnifuse.data.processors import ImageProcessor, Processor, TextProcessor, build_word_tokenizer
-    from omnifuse.models.config import ModelConfig
+    from omnifuse.models.dual_encoder import DualEncoderConfig
     from omnifuse.models.factory import build_model
     from omnifuse.utils.config import from_dict
 
@@ -75,7 +75,9 @@ def default_bench_model(out_dir: str | os.PathLike, image_size: int = 32, preset
         "text": {"arch": "bert", "preset": "tiny"},
         "image": {"arch": "vit", "preset": preset, "pooling": "cls", "overrides": {"patch_size": 8}},
     }
-    model = build_model(from_dict(ModelConfig, {"embed_dim": 128, "towers": towers}), processor).eval()
+    model = build_model(
+        from_dict(DualEncoderConfig, {"embed_dim": 128, "encoders": towers}), processor
+    ).eval()
     out = Path(out_dir)
     model.save_pretrained(out)
     return out

@@ -109,7 +109,7 @@ def train(
     cfg: Text2ImageBenchConfig,
     evaluator=None,
 ):
-    from omnifuse.train.config import TrainConfig
+    from omnifuse.train.config import DataConfig, TrainConfig
     from omnifuse.train.loop import Trainer
 
     tc = TrainConfig(
@@ -124,7 +124,8 @@ def train(
         progress=cfg.progress,
         min_lr_ratio=0.1,
     )
-    trainer = Trainer(model, samples, tc, run_dir, evaluator=evaluator, cache_decoded=True)
+    loading = DataConfig(train="train_t2i.jsonl", cache_decoded=True)  # the samples come read already
+    trainer = Trainer(model, samples, loading, tc, run_dir, evaluator=evaluator)
     start = time.perf_counter()
     trainer.fit()
     return trainer.unwrapped.eval(), time.perf_counter() - start

@@ -40,7 +40,7 @@ def default_bench_recipe(data_dir, out_dir) -> dict[str, Any]:
     recipe = demo_recipe_dict(data_dir, out_dir, steps=100)
     recipe["name"] = "bench-train"
     recipe["model"]["embed_dim"] = 256
-    recipe["model"]["towers"] = {
+    recipe["model"]["encoders"] = {
         # CLIP's own tower architectures, so that the baseline differs only in the loop
         "text": {"arch": "clip_text", "preset": "small", "pooling": "pooler"},
         "image": {
@@ -61,7 +61,7 @@ def make_batches(recipe: Recipe, n_batches: int) -> tuple[list[dict[str, torch.T
 
     data = load_recipe_data(recipe)
     processor = build_processor(recipe, data.train)
-    modalities = sorted(recipe.model.towers)
+    modalities = sorted(recipe.model.encoders)
     dataset = SampleDataset(data.train, modalities)
     sampler = EpochBatchSampler(len(dataset), recipe.train.batch_size, seed=recipe.train.seed)
     collate = Collator(processor, modalities, train=True, seed=recipe.train.seed)
@@ -121,7 +121,7 @@ def _omnifuse_step(recipe: Recipe, processor, samples):
     from omnifuse.train.loop import Trainer
 
     model = build_model(recipe.model, processor)
-    trainer = Trainer(model, samples, recipe.train, tempfile.mkdtemp(), group_size=recipe.data.group_size)
+    trainer = Trainer(model, samples, recipe.data, recipe.train, tempfile.mkdtemp())
     desc = f"omnifuse Trainer.train_step, {recipe.train.precision}"
     return model, (lambda batch: trainer.train_step([batch])), desc
 

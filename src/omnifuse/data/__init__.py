@@ -1,5 +1,6 @@
 """Samples, processors, readers and writers, synthetic data."""
 
+from omnifuse.data.audio import AudioProcessor, AudioSettings  # registers 'audio'
 from omnifuse.data.decode import decode_value, load_image, register_decoder
 from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset, eval_loader
 from omnifuse.data.masked_text import MaskedTextProcessor  # registers 'masked_text'
@@ -22,6 +23,8 @@ from omnifuse.data.shards import ShardChecksumError, pack_shards, read_shards, v
 from omnifuse.data.video import VideoClip, VideoProcessor, VideoSettings, load_video  # registers 'video'
 
 __all__ = [
+    "AudioProcessor",
+    "AudioSettings",
     "MODALITIES",
     "Collator",
     "CorruptSampleError",

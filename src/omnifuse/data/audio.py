@@ -21,7 +21,7 @@ import math
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from omnifuse._optional import require
 from omnifuse.data.decode import register_decoder
+from omnifuse.data.processor_base import SettingsProcessor, register_processor
 from omnifuse.data.sample import CorruptSampleError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au")
@@ -227,7 +228,8 @@ class AudioSettings:
         return self.max_samples // self.hop_length
 
 
-class AudioProcessor:
+@register_processor("audio")
+class AudioProcessor(SettingsProcessor):
     """Audio clips -> `{"audio": (B, n_mels, T), "audio_mask": (B, T)}` (or `(B, S)` waveforms).
 
     Steps: mono mixdown (mean over channels), windowed-sinc resampling to `sample_rate`, crop
@@ -237,6 +239,7 @@ class AudioProcessor:
     """
 
     modality = "audio"
+    settings_class = AudioSettings
 
     def __init__(self, settings: AudioSettings | None = None, **kwargs: Any):
         self.settings = settings or AudioSettings(**kwargs)
@@ -310,17 +313,6 @@ class AudioProcessor:
         n_real = (lengths + s.hop_length - 1) // s.hop_length  # frames touching real audio
         mask = (torch.arange(frames)[None] < n_real[:, None].clamp(min=1)).long()  # (B, T)
         return {"audio": feats, "audio_mask": mask}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "audio", **asdict(self.settings)}
-
-    def save(self, directory: Path) -> dict[str, Any]:
-        return self.to_dict()
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> AudioProcessor:
-        settings = {k: v for k, v in settings.items() if k != "kind"}
-        return cls(AudioSettings(**settings))
 
 
 def write_audio(

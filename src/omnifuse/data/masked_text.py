@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from omnifuse.data.processors import PROCESSOR_KINDS, TextProcessor
+from omnifuse.data.processor_base import register_processor
+from omnifuse.data.processors import TextProcessor
 from omnifuse.data.sample import DataError, Sample
 
 logger = logging.getLogger("omnifuse.data")
@@ -220,6 +221,7 @@ def check_mask_token(tokenizer: Any, name: str) -> None:
         )
 
 
+@register_processor("masked_text")
 class MaskedTextProcessor(TextProcessor):
     """Text (or, with `pairs`, [A, B] segment pairs) -> ids, mask and segment ids; MLM masking when training.
 
@@ -317,31 +319,13 @@ class MaskedTextProcessor(TextProcessor):
             out["mlm_input"], out["mlm_labels"] = self.mask(enc["input_ids"], special, generator, offsets)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {
-            "kind": "masked_text",
-            "tokenizer": "tokenizer",
-            "max_length": self.max_length,
+            **super().state(),
             "mlm_probability": self.mlm_probability,
             "whole_word_mask": self.whole_word_mask,
             "pairs": self.pairs,
         }
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> MaskedTextProcessor:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(directory / settings["tokenizer"]))
-        return cls(
-            tok,
-            max_length=int(settings["max_length"]),
-            mlm_probability=float(settings.get("mlm_probability", 0.15)),
-            whole_word_mask=bool(settings.get("whole_word_mask", False)),
-            pairs=bool(settings.get("pairs", False)),
-        )
-
-
-PROCESSOR_KINDS["masked_text"] = MaskedTextProcessor
 
 
 def write_documents(path: str | Path, documents: Sequence[Document]) -> Path:

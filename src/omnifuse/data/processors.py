@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from omnifuse.data.audio import AudioProcessor
 from omnifuse.data.decode import load_image
+from omnifuse.data.processor_base import (  # noqa: F401  (PROCESSOR_KINDS re-exported)
+    PROCESSOR_KINDS,
+    ProcessorBase,
+    SettingsProcessor,
+    register_processor,
+)
 from omnifuse.utils.paths import resolve_model_path
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -69,7 +74,8 @@ def first_text(value: str | Sequence[str]) -> str:
     return value if isinstance(value, str) else value[0]
 
 
-class TextProcessor:
+@register_processor("text")
+class TextProcessor(ProcessorBase):
     """Tokenises strings with an HF tokenizer: `{"text": ids (B, T), "text_mask": (B, T)}`.
 
     A raw value may be a list of paraphrases: training picks one at random (seeded by the
@@ -105,19 +111,20 @@ class TextProcessor:
         )
         return {"text": enc["input_ids"], "text_mask": enc["attention_mask"]}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "text", "tokenizer": "tokenizer", "max_length": self.max_length}
+    def state(self) -> dict[str, Any]:
+        """The tokenizer's directory (beside processor.json) and the constructor's other
+        arguments; subclasses add theirs."""
+        return {"tokenizer": "tokenizer", "max_length": self.max_length}
 
-    def save(self, directory: Path) -> dict[str, Any]:
+    def save_files(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(directory / "tokenizer"))
-        return self.to_dict()
 
     @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> TextProcessor:
+    def from_state(cls, state: dict[str, Any], directory: Path) -> TextProcessor:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(directory / settings["tokenizer"]))
-        return cls(tok, max_length=int(settings["max_length"]))
+        tok = AutoTokenizer.from_pretrained(str(directory / state["tokenizer"]))
+        return cls(tok, **{k: v for k, v in state.items() if k != "tokenizer"})
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, max_length: int = 77) -> TextProcessor:
@@ -155,13 +162,15 @@ class ImageSettings:
         self.crop_scale = tuple(self.crop_scale)
 
 
-class ImageProcessor:
+@register_processor("image")
+class ImageProcessor(SettingsProcessor):
     """PIL + numpy + torch image pipeline: resize, centre crop, normalise -> `(B, 3, H, W)`.
 
     Train-time random resized crop and horizontal flip are optional (see `ImageSettings`).
     """
 
     modality = "image"
+    settings_class = ImageSettings
 
     def __init__(self, settings: ImageSettings | None = None, **kwargs: Any):
         self.settings = settings or ImageSettings(**kwargs)
@@ -228,20 +237,6 @@ class ImageProcessor:
             images[b, : len(g)] = pixels[at : at + len(g)]
             at += len(g)
         return {"image": images, "image_count": torch.tensor([len(g) for g in groups])}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "image", **asdict(self.settings)}
-
-    def save(self, directory: Path) -> dict[str, Any]:
-        return self.to_dict()
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> ImageProcessor:
-        settings = {k: v for k, v in settings.items() if k != "kind"}
-        return cls(ImageSettings(**settings))
-
-
-PROCESSOR_KINDS: dict[str, type] = {"text": TextProcessor, "image": ImageProcessor, "audio": AudioProcessor}
 
 
 @dataclass

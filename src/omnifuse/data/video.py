@@ -23,7 +23,7 @@ import math
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,8 @@ from PIL import Image
 
 from omnifuse._optional import require
 from omnifuse.data.decode import load_image, register_decoder
-from omnifuse.data.processors import PROCESSOR_KINDS, ImageProcessor, ImageSettings
+from omnifuse.data.processor_base import SettingsProcessor, register_processor
+from omnifuse.data.processors import ImageProcessor, ImageSettings
 from omnifuse.data.sample import CorruptSampleError
 
 #: Default cap on pixels per frame (width x height), checked from the stream header: Full HD.
@@ -272,7 +273,8 @@ class VideoSettings:
             )
 
 
-class VideoProcessor:
+@register_processor("video")
+class VideoProcessor(SettingsProcessor):
     """Raw videos -> `{"video": (B, F, 3, H, W), "video_mask": (B, F)}` (TSN sampling, image preprocessing).
 
     Frames are resized, cropped and normalised by an `ImageProcessor` with `settings.image`;
@@ -280,6 +282,7 @@ class VideoProcessor:
     """
 
     modality = "video"
+    settings_class = VideoSettings
 
     def __init__(self, settings: VideoSettings | None = None, **kwargs: Any):
         self.settings = settings or VideoSettings(**kwargs)
@@ -320,17 +323,5 @@ class VideoProcessor:
         video = video.view(n, f, 3, size, size) * mask.view(n, f, 1, 1, 1)  # (B, F, 3, H, W); padding is 0
         return {"video": video, "video_mask": mask}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "video", **asdict(self.settings)}
 
-    def save(self, directory: Path) -> dict[str, Any]:
-        return self.to_dict()
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> VideoProcessor:
-        settings = {k: v for k, v in settings.items() if k != "kind"}
-        return cls(VideoSettings(**settings))
-
-
-PROCESSOR_KINDS["video"] = VideoProcessor
 register_decoder("video", load_video)

@@ -64,7 +64,7 @@ def demo_recipe_dict(
             "embed_dim": 128,
             "loss": "clip",
             "init_temperature": 0.02,
-            "towers": {
+            "encoders": {
                 "text": {"arch": "bert", "preset": "tiny", "pooling": "mean", "overrides": width},
                 "image": {
                     "arch": "vit",

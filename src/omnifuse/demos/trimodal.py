@@ -71,7 +71,7 @@ def trimodal_recipe_dict(
             "loss": "clip",
             "init_temperature": 0.05,
             "anchor": anchor,
-            "towers": {m: towers[m] for m in modalities},
+            "encoders": {m: towers[m] for m in modalities},
         },
         "train": {
             "batch_size": 64,

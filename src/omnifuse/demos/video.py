@@ -62,7 +62,7 @@ def video_demo_recipe_dict(
             "embed_dim": 64,
             "loss": "clip",
             "init_temperature": 0.05,
-            "towers": {
+            "encoders": {
                 "text": {"arch": "bert", "preset": "tiny", "pooling": "mean", "overrides": width},
                 "video": {
                     "arch": "frame_vit",

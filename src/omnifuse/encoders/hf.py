@@ -16,6 +16,7 @@ import transformers
 from transformers import PretrainedConfig, PreTrainedModel
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
+from omnifuse.encoders.registry import register_encoder_kind
 from omnifuse.encoders.stems import apply_stem
 from omnifuse.utils.paths import resolve_model_path
 
@@ -103,6 +104,7 @@ def accepts_pooling_flag(cls: type) -> bool:
     return "add_pooling_layer" in inspect.signature(cls.__init__).parameters
 
 
+@register_encoder_kind("hf")
 class HFEncoder(Encoder):
     """Wraps an HF `PreTrainedModel` as an `Encoder` for one modality.
 

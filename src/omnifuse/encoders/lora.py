@@ -27,14 +27,17 @@ QUERY_VALUE_NAMES: tuple[tuple[str, str], ...] = (
 
 @dataclass
 class LoraSettings:
+    """LoRA adapters on an encoder's attention projections."""
+
     r: int = 8
     """Rank of the update."""
     alpha: float = 16.0
     """Scale: the update is multiplied by alpha / r."""
     dropout: float = 0.0
+    """Dropout on the adapter's input."""
     target_modules: list[str] | None = None
     """Linear layer names to adapt; default: the family's query/value projections."""
-    towers: list[str] = field(default_factory=list)
+    encoders: list[str] = field(default_factory=list)
     """Modalities whose encoder gets adapters; empty: every encoder."""
 
     def __post_init__(self) -> None:
@@ -65,7 +68,7 @@ def apply_lora(encoder: nn.Module, settings: LoraSettings) -> nn.Module:
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets
     )
     peft.inject_adapter_in_model(config, model)  # new lora_A / lora_B params are trainable
-    encoder.lora_settings = {**asdict(settings), "target_modules": targets, "towers": []}
+    encoder.lora_settings = {**asdict(settings), "target_modules": targets, "encoders": []}
     return encoder
 
 

@@ -1,18 +1,31 @@
 """Encoder kinds by the `type` key of their `to_config()`, so artifacts rebuild any tower.
 
-New encoder families (audio, video, ...) register here: `ENCODER_KINDS["video"] = VideoEncoder`.
+An encoder class registers itself with ``@register_encoder_kind("video")``; this module imports
+only the base class. `import omnifuse.encoders` imports (and so registers) the built-in kinds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from omnifuse.encoders.base import Encoder
-from omnifuse.encoders.hf import HFEncoder
-from omnifuse.encoders.video import VideoEncoder
 
-ENCODER_KINDS: dict[str, type[Encoder]] = {"hf": HFEncoder}
-ENCODER_KINDS["video"] = VideoEncoder
+E = TypeVar("E", bound=type[Encoder])
+
+ENCODER_KINDS: dict[str, type[Encoder]] = {}
+
+
+def register_encoder_kind(name: str) -> Callable[[E], E]:
+    """Class decorator: `to_config()["type"] == name` rebuilds with this class's `from_config`."""
+
+    def decorate(cls: E) -> E:
+        if name in ENCODER_KINDS and ENCODER_KINDS[name] is not cls:
+            raise ValueError(f"encoder kind '{name}' is already registered by {ENCODER_KINDS[name]}")
+        ENCODER_KINDS[name] = cls
+        return cls
+
+    return decorate
 
 
 def encoder_from_config(cfg: dict[str, Any]) -> Encoder:

@@ -21,17 +21,17 @@ feeds them `pixel_values (B, F, 3, H, W)`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from omnifuse.encoders.base import Encoder, EncoderOutput
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.encoders.hf import load_hf_encoder
 from omnifuse.encoders.presets import build_scratch_encoder
-
-if TYPE_CHECKING:
-    from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.registry import encoder_from_config, register_encoder_kind
+from omnifuse.utils.paths import resolve_model_path
 
 TEMPORAL = ("mean", "transformer")
 
@@ -45,6 +45,7 @@ def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+@register_encoder_kind("video")
 class VideoEncoder(Encoder):
     """Per-frame image encoder + temporal mean pooling or temporal transformer (see module docs).
 
@@ -132,8 +133,6 @@ class VideoEncoder(Encoder):
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> VideoEncoder:
         """Rebuild the architecture (random weights) from `to_config()` output: no hub access."""
-        from omnifuse.encoders.registry import encoder_from_config
-
         return cls(
             encoder_from_config(cfg["frame_encoder"]),
             cfg["temporal"],
@@ -166,8 +165,6 @@ def load_hf_video_encoder(
 ) -> Encoder:
     """Pretrained weights by hub name or local dir: a clip model (VideoMAE ...) as is, an image tower per frame."""
     from transformers import AutoConfig
-
-    from omnifuse.utils.paths import resolve_model_path
 
     config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
     if config.model_type in HF_VIDEO_MODEL_TYPES:

@@ -35,9 +35,8 @@ class TaskView:
 
 
 def task_views(model: torch.nn.Module) -> list[TaskView]:
-    if hasattr(model, "tasks"):  # multi-task
-        return [TaskView(t, s.kind, s.class_names, s.label_key) for t, s in model.tasks.items()]
-    return [TaskView("", model.task, model.class_names, model.label_key)]
+    """A classifier's tasks (`model.tasks`: name -> TaskSpec; '' for a single-task model)."""
+    return [TaskView(t, s.kind, s.class_names, s.label_key) for t, s in model.tasks.items()]
 
 
 @torch.no_grad()

@@ -33,6 +33,27 @@ def get_evaluator(name: str) -> type[Evaluator]:
     return EVALUATORS[name]
 
 
+class _Adapted(Evaluator):
+    """A kind's own evaluator object (from a callable in its spec) as an `Evaluator`: calling it
+    gives the metrics, named by itself; `evaluate` falls back to that with no details."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.prefix = ""
+
+    def __getattr__(self, name: str) -> Any:  # e.g. the inner evaluator's `score`
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def evaluate(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, Any]]:
+        own = getattr(self.inner, "evaluate", None)
+        return own(model) if own is not None else (self.inner(model), {})
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        return self.inner(model)
+
+
 def build_evaluator(
     evaluator: str | Callable[..., Evaluator] | None,
     config: Any,
@@ -47,4 +68,5 @@ def build_evaluator(
         return None
     if isinstance(evaluator, str):
         return get_evaluator(evaluator).from_config(config, samples, model, prefix=prefix)
-    return evaluator(config, samples, model)
+    built = evaluator(config, samples, model)
+    return None if built is None else built if isinstance(built, Evaluator) else _Adapted(built)

@@ -17,7 +17,7 @@ from omnifuse.losses.metric import (
     npair_loss,
     triplet_loss,
 )
-from omnifuse.losses.registry import LOSSES, build_loss, loss_kwargs
+from omnifuse.losses.registry import LOSSES, build_loss, loss_kwargs, register_loss
 
 __all__ = [
     "LOSSES",
@@ -33,6 +33,7 @@ __all__ = [
     "loss_kwargs",
     "no_gather",
     "npair_loss",
+    "register_loss",
     "siglip_loss",
     "triplet_loss",
 ]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omnifuse.losses._distributed import gather_features
+from omnifuse.losses.registry import register_loss
 
 
 def _require(value: Tensor | float | None, what: str, loss: str) -> Tensor | float:
@@ -55,6 +56,7 @@ def siglip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float, logit_bias: T
     return -F.logsigmoid(z * logits).sum() / logits.shape[0]
 
 
+@register_loss("clip")
 class ClipLoss(nn.Module):
     """Module form of :func:`clip_loss`; needs ``logit_scale``, ignores ``logit_bias``."""
 
@@ -67,6 +69,7 @@ class ClipLoss(nn.Module):
         return clip_loss(a, b, _require(logit_scale, "logit_scale", "ClipLoss"))
 
 
+@register_loss("siglip")
 class SigLipLoss(nn.Module):
     """Module form of :func:`siglip_loss`; needs ``logit_scale`` and ``logit_bias``.
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omnifuse.losses._distributed import gather_features
+from omnifuse.losses.registry import register_loss
 
 MINING = ("hard", "semihard", "all")
 
@@ -117,6 +118,7 @@ def circle_loss(a: Tensor, b: Tensor, m: float = 0.25, gamma: float = 80.0) -> T
     return _symmetric(a, b, lambda x, y: _circle_one_way(x, y, m, gamma))
 
 
+@register_loss("triplet")
 class TripletLoss(nn.Module):
     """Module form of :func:`triplet_loss`; ignores ``logit_scale`` and ``logit_bias``."""
 
@@ -139,6 +141,7 @@ class TripletLoss(nn.Module):
         return f"margin={self.margin}, mining={self.mining!r}"
 
 
+@register_loss("npair")
 class NPairLoss(nn.Module):
     """Module form of :func:`npair_loss`; ignores ``logit_scale`` and ``logit_bias``."""
 
@@ -151,6 +154,7 @@ class NPairLoss(nn.Module):
         return npair_loss(a, b)
 
 
+@register_loss("circle")
 class CircleLoss(nn.Module):
     """Module form of :func:`circle_loss`; ignores ``logit_scale`` and ``logit_bias``."""
 

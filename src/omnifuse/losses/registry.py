@@ -1,22 +1,32 @@
-"""Losses by name, for configs: ``build_loss("triplet", margin=0.3, mining="semihard")``."""
+"""Losses by name, for configs: ``build_loss("triplet", margin=0.3, mining="semihard")``.
+
+A loss class registers itself with ``@register_loss("clip")``; this module imports only torch's
+base class. `import omnifuse.losses` imports (and so registers) the built-in losses.
+"""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
-from omnifuse.losses.contrastive import ClipLoss, SigLipLoss
-from omnifuse.losses.metric import CircleLoss, NPairLoss, TripletLoss
+L = TypeVar("L", bound=type[nn.Module])
 
-LOSSES: dict[str, type[nn.Module]] = {
-    "clip": ClipLoss,
-    "siglip": SigLipLoss,
-    "triplet": TripletLoss,
-    "npair": NPairLoss,
-    "circle": CircleLoss,
-}
+LOSSES: dict[str, type[nn.Module]] = {}
+
+
+def register_loss(name: str) -> Callable[[L], L]:
+    """Class decorator: make the loss available to configs as `name`."""
+
+    def decorate(cls: L) -> L:
+        if name in LOSSES and LOSSES[name] is not cls:
+            raise ValueError(f"loss '{name}' is already registered by {LOSSES[name].__name__}")
+        LOSSES[name] = cls
+        return cls
+
+    return decorate
 
 
 def loss_kwargs(cls: type[nn.Module]) -> list[str]:

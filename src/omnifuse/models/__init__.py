@@ -14,7 +14,14 @@ from omnifuse.models.image_tokenizer import ImageTokenizer
 from omnifuse.models.masked_lm import MaskedLM  # registers the kind
 from omnifuse.models.multitask import MultiTaskConfig, MultiTaskModel
 from omnifuse.models.outputs import DualEncoderOutput
-from omnifuse.models.registry import ModelSpec, get_spec, model_configs, register_model_kind, spec_of
+from omnifuse.models.registry import (
+    ModelSpec,
+    find_spec,
+    get_spec,
+    model_configs,
+    register_model_kind,
+    spec_of,
+)
 from omnifuse.models.text_to_image import TextToImage
 from omnifuse.models.token_classifier import TokenClassifier  # registers the kind
 from omnifuse.models.vl_pretrain import VLPretrain  # registers the kind
@@ -46,4 +53,5 @@ __all__ = [
     "model_configs",
     "register_model_kind",
     "spec_of",
+    "find_spec",
 ]

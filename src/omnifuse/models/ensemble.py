@@ -26,7 +26,7 @@ from omnifuse.fusion.ensemble import MODES
 from omnifuse.models.artifact import ArtifactMixin, read_config, resolve_artifact_dir
 from omnifuse.models.fusion_classifier.build import targets as classifier_targets
 from omnifuse.models.fusion_classifier.model import ClassifierOutput
-from omnifuse.models.heads import probabilities
+from omnifuse.models.heads import TaskSpec, probabilities
 from omnifuse.models.registry import get_spec, register_model_kind
 
 
@@ -35,6 +35,7 @@ class EnsembleConfig:
     """An ensemble of trained classifier artifacts (`model.type: ensemble`)."""
 
     type: Literal["ensemble"] = "ensemble"
+    """The model kind; selects this config in a recipe."""
     members: list[str] = field(default_factory=list)
     """Artifact directories of the members (same task, class names and preprocessing)."""
     mode: Literal["mean", "stack", "hard_vote"] = "mean"
@@ -136,6 +137,11 @@ class EnsembleClassifier(ArtifactMixin, nn.Module):
     @property
     def members(self) -> list[nn.Module]:
         return list(self.ensemble.members)
+
+    @property
+    def tasks(self) -> dict[str, TaskSpec]:
+        """The one task, named '' (as for a FusionClassifier)."""
+        return {"": TaskSpec(self.task, self.class_names, self.label_key)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutput:
         out = self.ensemble(batch)

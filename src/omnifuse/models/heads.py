@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,6 +12,20 @@ from torch import nn
 from omnifuse.data.targets import IGNORE_INDEX
 
 TASK_KINDS = ("single_label", "multi_label", "regression")
+
+
+@dataclass
+class TaskSpec:
+    """One task: its kind, classes (not for regression), label key and fixed loss weight."""
+
+    kind: str = "single_label"
+    """single_label, multi_label or regression."""
+    class_names: list[str] | None = None
+    """The classes, in head-output order (None for regression)."""
+    label_key: str = "label"
+    """The sample label this task predicts."""
+    weight: float = 1.0
+    """The task's loss weight under fixed weighting."""
 
 
 def build_head(in_dim: int, num_outputs: int, hidden: int | None = None, dropout: float = 0.0) -> nn.Module:

@@ -87,6 +87,9 @@ def encoders_from_config(config: dict[str, dict[str, Any]]) -> dict[str, Encoder
         lora = cfg.pop("lora", None)
         encoder = encoder_from_config(cfg)
         if lora:
-            apply_lora(encoder, LoraSettings(**{k: v for k, v in lora.items() if k != "towers"}))
+            # which encoders get adapters is decided already (this one); `towers`: its older name
+            apply_lora(
+                encoder, LoraSettings(**{k: v for k, v in lora.items() if k not in ("encoders", "towers")})
+            )
         encoders[m] = encoder
     return encoders

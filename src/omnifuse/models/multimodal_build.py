@@ -107,12 +107,12 @@ def build_encoders(cfg: FusionModelConfig, processor: Processor) -> dict[str, En
     for m, tower in sorted(cfg.encoders.items()):
         encoders[m] = build_encoder(tower, m, data_overrides(processor, m))
     if cfg.lora is not None:
-        unknown = sorted(set(cfg.lora.towers) - set(encoders))
+        unknown = sorted(set(cfg.lora.encoders) - set(encoders))
         if unknown:
             raise ValueError(
-                f"lora.towers names {unknown}, which are not encoders of this model ({sorted(encoders)})"
+                f"lora.encoders names {unknown}, which are not encoders of this model ({sorted(encoders)})"
             )
-        for m in cfg.lora.towers or sorted(encoders):
+        for m in cfg.lora.encoders or sorted(encoders):
             apply_lora(encoders[m], cfg.lora)
     return encoders
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.encoders.lora import LoraSettings
 
 

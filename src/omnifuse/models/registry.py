@@ -71,6 +71,9 @@ class ModelSpec:
     processors: Callable[[Any], dict[str, Any]] | None = None
     """`processors(config)` -> preprocessing the kind brings along, by modality (e.g. the
     processors saved with a pretrained artifact it starts from); None: all built from the recipe."""
+    train_log: Callable[[nn.Module], dict[str, float]] | None = None
+    """`train_log(model)` -> scalars the training loop logs beside the loss, as `train/<name>`
+    (e.g. a learned temperature); None: nothing more."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Kind-specific hooks that a layer asks for by name (e.g. an export graph builder)."""
 
@@ -99,6 +102,7 @@ def register_model_kind(
     evaluator: str | Callable[..., Any] | None = None,
     targets: Callable[[nn.Module], Any] | None = None,
     processors: Callable[[Any], dict[str, Any]] | None = None,
+    train_log: Callable[[nn.Module], dict[str, float]] | None = None,
     **extras: Any,
 ) -> Callable[[M], M]:
     """Class decorator: register the decorated model class as the kind `name`.
@@ -128,6 +132,7 @@ def register_model_kind(
             evaluator=evaluator,
             targets=targets,
             processors=processors,
+            train_log=train_log,
             extras=dict(extras),
         )
         return cls
@@ -144,13 +149,23 @@ def get_spec(name: str) -> ModelSpec:
     return MODEL_KINDS[name]
 
 
+def find_spec(model: nn.Module) -> ModelSpec | None:
+    """The spec of a built model (unwrapped from DDP/compile wrappers first); None when its
+    class is no registered kind (a plain module handed to the training loop, say)."""
+    inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
+    return MODEL_KINDS.get(getattr(type(inner), "model_type", None))
+
+
 def spec_of(model: nn.Module) -> ModelSpec:
     """The spec of a built model (unwrapped from DDP/compile wrappers first)."""
-    inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
-    kind = getattr(type(inner), "model_type", None)
-    if kind is None:
+    spec = find_spec(model)
+    if spec is None:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
+        kind = getattr(type(inner), "model_type", None)
+        if kind is not None:
+            return get_spec(kind)  # names the unknown kind and the known ones
         raise ValueError(f"{type(inner).__name__} is not a registered omnifuse model kind")
-    return get_spec(kind)
+    return spec
 
 
 def model_configs() -> dict[str, type]:

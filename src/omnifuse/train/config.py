@@ -53,9 +53,12 @@ class DataConfig:
 
 @dataclass
 class TextProcessorConfig:
+    """How texts are tokenized."""
+
     tokenizer: str = "word"
     """`word`: build a word-level tokenizer from the training texts; else an HF name or local dir."""
     max_length: int = 32
+    """Tokens per text, special tokens included; longer texts are truncated."""
     extra_words: list[str] = field(default_factory=list)
     """Words the `word` tokenizer knows besides the training texts' (e.g. the question words of a
     later fine-tuning task, so a tower pre-trained on captions does not map them to [UNK])."""
@@ -63,8 +66,12 @@ class TextProcessorConfig:
 
 @dataclass
 class ProcessorConfig:
+    """Preprocessing per modality; only the modalities the model uses are built."""
+
     text: TextProcessorConfig = field(default_factory=TextProcessorConfig)
+    """Tokenizer and text length."""
     image: ImageSettings = field(default_factory=ImageSettings)
+    """Image size, resize, normalisation mean/std and training augmentation (image towers)."""
     video: VideoSettings = field(default_factory=VideoSettings)
     """Frames per clip, TSN sampling, per-frame size/normalisation, pixel cap (video towers)."""
     audio: AudioSettings = field(default_factory=AudioSettings)
@@ -73,45 +80,70 @@ class ProcessorConfig:
 
 @dataclass
 class EarlyStoppingConfig:
+    """Stop when a validation metric stops improving."""
+
     metric: str | None = None
     """A validation metric name (e.g. `val/text_to_image/R@1`); null disables early stopping."""
     mode: Literal["max", "min"] = "max"
+    """Whether a higher (`max`) or lower (`min`) value of `metric` is better."""
     patience: int = 5
     """Evaluations without improvement before stopping."""
 
 
 @dataclass
 class TrainConfig:
+    """The training loop: optimizer, schedule, precision, logging, checkpoints, early stopping."""
+
     batch_size: int = 64
     """Global batch per micro-step (split across processes)."""
     grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step (effective batch = batch_size * grad_accum)."""
     max_steps: int = 1000
     """Optimizer steps."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """AdamW (decoupled weight decay) or SGD with Nesterov momentum."""
     lr: float = 5e-4
+    """Peak learning rate (reached after warmup)."""
     momentum: float = 0.9
     """SGD momentum (Nesterov when > 0)."""
     weight_decay: float = 0.1
+    """Weight decay; biases, norms and temperatures are exempt."""
     betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW moment decay rates."""
     eps: float = 1e-6
+    """AdamW denominator epsilon."""
     warmup_steps: int = 50
+    """Linear warmup from 0 to `lr` over this many steps."""
     schedule: Literal["cosine", "constant"] = "cosine"
+    """After warmup: cosine decay to `min_lr_ratio * lr` at `max_steps`, or constant."""
     min_lr_ratio: float = 0.0
+    """Final learning rate of the cosine schedule, as a fraction of `lr`."""
     max_grad_norm: float | None = 1.0
+    """Clip the global gradient norm to this; null: no clipping."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16 autocast (fast on CPUs with AMX/AVX512-BF16 and on recent GPUs)."""
     seed: int = 0
+    """Seed of model init, data order and augmentation."""
     deterministic: bool = False
     """Deterministic algorithms, for bitwise-reproducible (and resumable) runs."""
     num_workers: int = 0
+    """DataLoader worker processes (0: load in the main process)."""
     threads: int | None = None
+    """torch intra-op CPU threads; null: torch's default."""
     log_every: int = 10
+    """Write a `metrics.jsonl` row (mean loss, lr, samples/s) every this many steps."""
     eval_every: int | None = None
+    """Evaluate on `data.val` every this many steps (and at the end); null: at the end only."""
     checkpoint_every: int | None = None
+    """Write `checkpoints/step-N/` every this many steps (and at the end); null: at the end only."""
     keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep."""
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    """Stop when a validation metric stops improving (off unless `metric` is set)."""
     tensorboard: bool = False
+    """Also log scalars to TensorBoard under the run directory."""
     progress: bool = True
+    """Show a progress bar (a periodic line when not on a terminal)."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "keep_checkpoints"):
@@ -127,7 +159,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    """Validation metrics settings (each kind's evaluator reads what applies to it)."""
+
     batch_size: int = 256
+    """Samples per evaluation batch."""
     max_items: int = 1000
     """Retrieval is measured on the first `max_items` validation pairs."""
     label_key: str | None = None

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from omnifuse.data.loader import Collator, EpochBatchSampler, SampleDataset
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
+from omnifuse.models.registry import find_spec
 from omnifuse.train.checkpoint import (
     atomic_dir,
     latest_checkpoint,
@@ -32,7 +33,7 @@ from omnifuse.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from omnifuse.train.config import TrainConfig
+from omnifuse.train.config import DataConfig, TrainConfig
 from omnifuse.train.optim import build_optimizer, build_scheduler
 from omnifuse.utils.progress import progress_bar
 
@@ -95,25 +96,29 @@ class MetricsLog:
 
 
 class Trainer:
-    """Trains any model whose forward(batch) returns an output with a `.loss`."""
+    """Trains any model whose forward(batch) returns an output with a `.loss`.
+
+    ``Trainer(model, train_samples, recipe.data, recipe.train, run_dir, evaluator=...)``: the
+    data config says how samples are read (strict, cached, grouped, modalities allowed to be
+    missing), the train config how the model is optimised.
+    """
 
     def __init__(
         self,
         model: torch.nn.Module,
         train_samples: Sequence[Sample],
+        data_config: DataConfig,
         config: TrainConfig,
         run_dir: str | Path,
         evaluator: Evaluator | None = None,
-        modalities: Sequence[str] | None = None,
-        strict: bool = False,
-        group_size: int = 1,
-        cache_decoded: bool = False,
         targets: Callable[[Sequence[Sample]], dict[str, torch.Tensor]] | None = None,
-        allow_missing: bool = False,
+        modalities: Sequence[str] | None = None,
     ):
-        """`targets` encodes labels into each batch (classifiers); `allow_missing` lets samples
-        lack some of the model's modalities (fusion models mask them)."""
+        """`targets` encodes labels into each batch (its kind's spec gives it: classifiers);
+        `modalities` default to the model's."""
         from accelerate import Accelerator
+
+        strict, allow_missing = data_config.strict, data_config.allow_missing
 
         self.config = config
         self.run_dir = Path(run_dir)
@@ -135,7 +140,7 @@ class Trainer:
             seed=config.seed,
             rank=acc.process_index,
             world_size=acc.num_processes,
-            group_size=group_size,
+            group_size=data_config.group_size,
         )
         self.collator = Collator(
             model.processor,
@@ -143,7 +148,7 @@ class Trainer:
             train=True,
             seed=config.seed,
             policy=self.policy,
-            cache_decoded=cache_decoded,
+            cache_decoded=data_config.cache_decoded,
             targets=targets,
             allow_missing=allow_missing,
         )
@@ -255,6 +260,11 @@ class Trainer:
             stop = bool(flag.item())
         return stop
 
+    def kind_log(self) -> dict[str, float]:
+        """What the model's kind logs beside the loss (its spec's `train_log`, e.g. logit_scale)."""
+        spec = find_spec(self.unwrapped)
+        return spec.train_log(self.unwrapped) if spec is not None and spec.train_log else {}
+
     # ---- the loop --------------------------------------------------------------------------
     def batches(self):
         """Endless micro-batches from the current data position, advancing epochs."""
@@ -323,10 +333,8 @@ class Trainer:
                     "epoch": self.epoch,
                     "train/loss": sum(window) / len(window),
                     "train/lr": self.scheduler.get_last_lr()[0],
-                    "train/logit_scale": float(self.unwrapped.scale().detach())
-                    if hasattr(self.unwrapped, "scale")
-                    else None,
                     "train/samples_per_s": rate,
+                    **{f"train/{k}": v for k, v in self.kind_log().items()},
                 }
                 window = []
                 row.update({f"train/loss_{k}": v / self.loss_steps for k, v in self.loss_parts.items()})

@@ -13,7 +13,7 @@ from omnifuse.data.processors import ImageProcessor, Processor, TextProcessor, b
 from omnifuse.data.readers import read_samples
 from omnifuse.data.sample import CorruptSampleError, CorruptSamplePolicy, Sample
 from omnifuse.data.video import VideoProcessor
-from omnifuse.eval.base import Evaluator
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.eval.registry import build_evaluator as evaluator_for
 from omnifuse.models.factory import build_model
 from omnifuse.models.registry import get_spec, spec_of
@@ -64,11 +64,15 @@ def all_texts(samples: list[Sample], modality: str = "text") -> list[str]:
     return texts
 
 
+def model_encoders(recipe: Recipe) -> dict[str, TowerConfig]:
+    """The recipe model's encoders by modality, for kinds built from encoders (else none)."""
+    return getattr(recipe.model, "encoders", None) or {}
+
+
 def text_tokenizer_name(recipe: Recipe) -> str:
     """The configured tokenizer; `word` under a pretrained text encoder means that encoder's own."""
     name = recipe.processor.text.tokenizer
-    towers = getattr(recipe.model, "encoders", None) or getattr(recipe.model, "towers", {})
-    text = towers.get("text")
+    text = model_encoders(recipe).get("text")
     if name == "word" and text is not None and text.source == "hf":
         return text.name_or_path
     if name == "word" and text is not None and text.source == "omnifuse":  # the artifact's tokenizer
@@ -84,8 +88,9 @@ def build_processor(recipe: Recipe, train: list[Sample]) -> Processor:
     modalities = model_modalities(recipe)
     spec = get_spec(recipe.model.type)
     procs = dict(spec.processors(recipe.model)) if spec.processors else {}
-    towers = getattr(recipe.model, "encoders", None) or getattr(recipe.model, "towers", None) or {}
-    for m, tower in sorted(towers.items()):  # a tower from an artifact keeps its preprocessing
+    for m, tower in sorted(
+        model_encoders(recipe).items()
+    ):  # a tower from an artifact keeps its preprocessing
         if tower.source == "omnifuse" and m != "text" and m not in procs:  # (text: its tokenizer, below)
             procs[m] = Processor.load(tower.name_or_path)[m]
     if "text" in modalities and "text" not in procs:
@@ -168,19 +173,16 @@ def run_recipe(
     trainer = Trainer(
         model,
         resample(data.train) if resample is not None else data.train,
+        recipe.data,
         recipe.train,
         run_dir,
         evaluator=evaluator,
-        strict=recipe.data.strict,
-        group_size=recipe.data.group_size,
-        cache_decoded=recipe.data.cache_decoded,
         targets=spec.targets(model) if spec.targets else None,
-        allow_missing=recipe.data.allow_missing,
     )
     result = trainer.fit(resume=resume)
     if trainer.accelerator.is_main_process:
         plot_curves(result.metrics, run_dir / "plots")
-        if isinstance(evaluator, Evaluator):  # per-class reports, confusion matrices: its details
+        if evaluator is not None:  # per-class reports, confusion matrices: what its kind details
             evaluator.write_details(trainer.unwrapped, run_dir / "plots")
     return result
 

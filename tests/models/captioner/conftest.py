@@ -7,7 +7,7 @@ import pytest
 
 from omnifuse.data.processors import ImageProcessor, Processor
 from omnifuse.data.sample import Sample
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.models.captioner import CaptionerConfig, LanguageModelConfig
 from omnifuse.models.captioner.build import build
 

@@ -10,8 +10,10 @@ later audio and video via `register_renderer`) and text (`describe`, `questions`
 """
 
 from omnifuse.data.synth.config import DEFAULT_HOLDOUT, SPLITS, SynthConfig
-from omnifuse.data.synth.generate import SynthSummary, generate, make_sample, make_scene, sample_rng
-from omnifuse.data.synth.render import RENDERERS, Renderer, register_renderer, render_image
+from omnifuse.data.synth.generate import SynthSummary, generate, make_sample, make_scene
+from omnifuse.data.synth.render import render_image
+from omnifuse.data.synth.renderers import RENDERERS, Renderer, register_renderer
+from omnifuse.data.synth.rng import sample_rng
 from omnifuse.data.synth.scene import Scene, SceneObject, relation_holds, sample_scene, scene_labels
 from omnifuse.data.synth.text import canonical_caption, describe, questions, vocabulary, words
 from omnifuse.data.synth.vocab import (

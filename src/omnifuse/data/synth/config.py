@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from omnifuse.data.synth.speech import SpeechSettings  # also registers the `audio` renderer
+from omnifuse.data.synth.renderers import RENDERERS
 from omnifuse.data.synth.vocab import COLORS, GRID, SHAPES, split_combo
 
 #: Split names, in the order samples are assigned to them (by sample index).
@@ -21,6 +22,41 @@ DEFAULT_HOLDOUT: tuple[str, ...] = (
     "purple diamond",
     "cyan hexagon",
 )
+
+
+#: Default voices: espeak-ng English accents with male (m) and female (f) variants.
+DEFAULT_VOICES: tuple[str, ...] = ("en-us", "en-us+f3", "en+m3", "en+f2", "en-gb-scotland+m5", "en-us+f4")
+
+
+@dataclass
+class SpeechSettings:
+    """How the shapes world's captions are spoken (`SynthConfig.speech`)."""
+
+    caption: Literal["canonical", "short"] = "canonical"
+    """`canonical`: the full caption (size, color, shape, position); `short`: color and shape only."""
+    voices: list[str] = field(default_factory=lambda: list(DEFAULT_VOICES))
+    """espeak-ng voice names, one drawn per sample (`en-us`, `en+f3`, `en-gb-scotland+m5` ...)."""
+    rate: tuple[int, int] = (150, 210)
+    """Speaking rate range, words per minute (inclusive)."""
+    pitch: tuple[int, int] = (30, 70)
+    """Pitch range, 0-100 (inclusive)."""
+    snr_db: tuple[float, float] | None = None
+    """Background white noise at an SNR drawn from this range (dB); null: clean speech."""
+    sample_rate: int = 16_000
+
+    def __post_init__(self) -> None:
+        self.rate, self.pitch = tuple(self.rate), tuple(self.pitch)
+        self.snr_db = tuple(self.snr_db) if self.snr_db is not None else None
+        if not self.voices:
+            raise ValueError("speech.voices needs at least one espeak-ng voice name")
+        if not 80 <= self.rate[0] <= self.rate[1] <= 450:
+            raise ValueError(f"speech.rate must be a (low, high) range within 80-450 wpm; got {self.rate}")
+        if not 0 <= self.pitch[0] <= self.pitch[1] <= 100:
+            raise ValueError(f"speech.pitch must be a (low, high) range within 0-100; got {self.pitch}")
+        if self.snr_db is not None and self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"speech.snr_db must be a (low, high) range; got {self.snr_db}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"speech.sample_rate must be positive; got {self.sample_rate}")
 
 
 @dataclass
@@ -67,7 +103,8 @@ class SynthConfig:
     alone, and the model learns shape. Val and test scenes stay independent."""
 
     modalities: list[str] = field(default_factory=lambda: ["image"])
-    """Renderers to run per sample (names in `omnifuse.data.synth.render.RENDERERS`)."""
+    """Renderers to run per sample (names in `omnifuse.data.synth.renderers.RENDERERS`, which
+    `omnifuse.data.synth` fills with image, audio and video)."""
 
     video_frames: int = 8
     """Frames per clip of the `video` renderer (moving shapes; opt in with `modalities: [image, video]`)."""
@@ -113,8 +150,6 @@ class SynthConfig:
             raise ValueError(f"video_format must be 'mp4' or 'npy', got {self.video_format!r}")
         if isinstance(self.speech, dict):
             self.speech = SpeechSettings(**self.speech)
-        from omnifuse.data.synth.render import RENDERERS
-
         unknown = [m for m in self.modalities if m not in RENDERERS]
         if unknown or not self.modalities:
             raise ValueError(

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from omnifuse.data.synth import motion as _motion  # noqa: F401  (registers the 'video' renderer)
+from omnifuse.data.synth import render as _render  # noqa: F401  (registers the 'image' renderer)
+from omnifuse.data.synth import speech as _speech  # noqa: F401  (registers the 'audio' renderer)
 from omnifuse.data.synth.config import SPLITS, SynthConfig
-from omnifuse.data.synth.render import RENDERERS
+from omnifuse.data.synth.renderers import RENDERERS
+from omnifuse.data.synth.rng import sample_rng
 from omnifuse.data.synth.scene import Scene, sample_scene, scene_labels
 from omnifuse.data.synth.text import describe, questions, vocabulary
 from omnifuse.data.synth.vocab import (
@@ -50,11 +53,6 @@ class SynthSummary:
     manifests: dict[str, Path] = field(default_factory=dict)
     """Split -> JSONL manifest path."""
     seconds: float = 0.0
-
-
-def sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
-    """The generator for one stream of one sample; depends only on its three arguments."""
-    return np.random.default_rng([seed, index, stream])
 
 
 def sample_id(index: int, n: int) -> str:

@@ -17,18 +17,18 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from omnifuse._optional import require
-from omnifuse.data.synth.render import register_renderer, shape_polygon
+from omnifuse.data.synth.config import SynthConfig
+from omnifuse.data.synth.render import shape_polygon
+from omnifuse.data.synth.renderers import register_renderer
+from omnifuse.data.synth.rng import sample_rng
+from omnifuse.data.synth.scene import Scene, SceneObject
 from omnifuse.data.synth.vocab import BACKGROUND_RGB, COLOR_RGB, GRID, SIZE_RADIUS
-
-if TYPE_CHECKING:
-    from omnifuse.data.synth.config import SynthConfig
-    from omnifuse.data.synth.scene import Scene, SceneObject
 
 #: Direction name -> unit step (x right, y down), in the fixed order used by labels.
 DIRECTIONS: dict[str, tuple[int, int]] = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
@@ -91,8 +91,6 @@ def _tracks(scene: Scene, sample_id: str, rng: np.random.Generator, config: Synt
     index = int(sample_id)  # ids are zero-padded sample indices
     paired = config.video_direction_pairs and index % 2 == 1
     if paired and config.split_of(index) == "train" and config.split_of(index - 1) == "train":
-        from omnifuse.data.synth.generate import sample_rng  # (generate imports this module)
-
         # make_scene gave this sample the previous one's scene: replay its tracks, then redirect one.
         twin_rng = sample_rng(config.seed, index - 1, zlib.crc32(b"video"))
         return redirect(sample_tracks(scene, twin_rng, config.video_size), rng, config.video_size)
@@ -166,6 +164,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int = 8) -> None:
             container.mux(packet)
 
 
+@register_renderer("video")
 def _video_renderer(
     scene: Scene, sample_id: str, out_dir: Path, rng: np.random.Generator, config: SynthConfig
 ) -> dict[str, Any]:
@@ -183,6 +182,3 @@ def _video_renderer(
         "video_captions": motion_captions(tracks),
         "motion": [{"object": t.obj.combo, "direction": t.direction} for t in tracks],
     }
-
-
-register_renderer("video", _video_renderer)

@@ -11,31 +11,16 @@ never changes what the others produce.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from omnifuse.data.synth.config import SynthConfig
+from omnifuse.data.synth.renderers import register_renderer
+from omnifuse.data.synth.scene import Scene
 from omnifuse.data.synth.vocab import BACKGROUND_RGB, COLOR_RGB, GRID, SIZE_RADIUS
-
-if TYPE_CHECKING:
-    from omnifuse.data.synth.config import SynthConfig
-    from omnifuse.data.synth.scene import Scene
-
-Renderer = Callable[["Scene", str, Path, np.random.Generator, "SynthConfig"], dict[str, Any]]
-
-#: Modality name -> renderer; `SynthConfig.modalities` picks from these.
-RENDERERS: dict[str, Renderer] = {}
-
-
-def register_renderer(name: str, renderer: Renderer) -> Renderer:
-    """Add a renderer under a modality name (at import time, so worker processes see it too)."""
-    if name in RENDERERS and RENDERERS[name] is not renderer:
-        raise ValueError(f"a renderer named {name!r} is already registered")
-    RENDERERS[name] = renderer
-    return renderer
 
 
 def _regular_polygon(x: float, y: float, r: float, k: int, start_deg: float) -> list[tuple[float, float]]:
@@ -98,6 +83,7 @@ def render_image(scene: Scene, image_size: int | None = None) -> Image.Image:
     return image
 
 
+@register_renderer("image")
 def _image_renderer(
     scene: Scene, sample_id: str, out_dir: Path, rng: np.random.Generator, config: SynthConfig
 ) -> dict[str, Any]:
@@ -106,6 +92,3 @@ def _image_renderer(
     path.parent.mkdir(parents=True, exist_ok=True)
     render_image(scene, config.image_size).save(path, format="PNG")
     return {"image": rel}
-
-
-register_renderer("image", _image_renderer)

@@ -20,18 +20,18 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
+import torch
 
 from omnifuse._optional import require
-from omnifuse.data.synth.render import register_renderer
-
-if TYPE_CHECKING:
-    from omnifuse.data.synth.config import SynthConfig
-    from omnifuse.data.synth.scene import Scene
+from omnifuse.data.audio import resample, write_audio
+from omnifuse.data.synth.config import SpeechSettings, SynthConfig
+from omnifuse.data.synth.renderers import register_renderer
+from omnifuse.data.synth.scene import Scene
+from omnifuse.data.synth.text import canonical_caption
 
 # espeak_ng / speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -41,9 +41,6 @@ _ESPEAK_RATE, _ESPEAK_VOLUME, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 2, 3, 4
 _EE_OK = 0
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-#: Default voices: espeak-ng English accents with male (m) and female (f) variants.
-DEFAULT_VOICES: tuple[str, ...] = ("en-us", "en-us+f3", "en+m3", "en+f2", "en-gb-scotland+m5", "en-us+f4")
 
 
 class SpeechError(ValueError):
@@ -148,10 +145,6 @@ def synthesize(
     if wave.size == 0:
         raise SpeechError(f"espeak-ng produced no audio for {text!r} with voice {voice!r}")
     if sample_rate != engine.sample_rate:
-        import torch
-
-        from omnifuse.data.audio import resample
-
         with torch.no_grad():
             wave = resample(torch.from_numpy(wave), engine.sample_rate, sample_rate).numpy()
     if snr_db is not None:
@@ -172,44 +165,11 @@ def short_caption(scene: Scene) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-@dataclass
-class SpeechSettings:
-    """How the shapes world's captions are spoken (`SynthConfig.speech`)."""
-
-    caption: Literal["canonical", "short"] = "canonical"
-    """`canonical`: the full caption (size, color, shape, position); `short`: color and shape only."""
-    voices: list[str] = field(default_factory=lambda: list(DEFAULT_VOICES))
-    """espeak-ng voice names, one drawn per sample (`en-us`, `en+f3`, `en-gb-scotland+m5` ...)."""
-    rate: tuple[int, int] = (150, 210)
-    """Speaking rate range, words per minute (inclusive)."""
-    pitch: tuple[int, int] = (30, 70)
-    """Pitch range, 0-100 (inclusive)."""
-    snr_db: tuple[float, float] | None = None
-    """Background white noise at an SNR drawn from this range (dB); null: clean speech."""
-    sample_rate: int = 16_000
-
-    def __post_init__(self) -> None:
-        self.rate, self.pitch = tuple(self.rate), tuple(self.pitch)
-        self.snr_db = tuple(self.snr_db) if self.snr_db is not None else None
-        if not self.voices:
-            raise ValueError("speech.voices needs at least one espeak-ng voice name")
-        if not 80 <= self.rate[0] <= self.rate[1] <= 450:
-            raise ValueError(f"speech.rate must be a (low, high) range within 80-450 wpm; got {self.rate}")
-        if not 0 <= self.pitch[0] <= self.pitch[1] <= 100:
-            raise ValueError(f"speech.pitch must be a (low, high) range within 0-100; got {self.pitch}")
-        if self.snr_db is not None and self.snr_db[0] > self.snr_db[1]:
-            raise ValueError(f"speech.snr_db must be a (low, high) range; got {self.snr_db}")
-        if self.sample_rate <= 0:
-            raise ValueError(f"speech.sample_rate must be positive; got {self.sample_rate}")
-
-
+@register_renderer("audio")
 def render_speech(
     scene: Scene, sample_id: str, out_dir: Path, rng: np.random.Generator, config: SynthConfig
 ) -> dict[str, Any]:
     """Speak the scene's caption to `audio/<id>.wav`; manifest fields `audio` and `speech` (what was said, how)."""
-    from omnifuse.data.audio import write_audio
-    from omnifuse.data.synth.text import canonical_caption  # not at the top: config imports this module
-
     s: SpeechSettings = getattr(config, "speech", None) or SpeechSettings()
     text = canonical_caption(scene) if s.caption == "canonical" else short_caption(scene)
     voice = s.voices[int(rng.integers(len(s.voices)))]
@@ -231,6 +191,3 @@ def render_speech(
     if snr is not None:
         info["snr_db"] = round(snr, 2)
     return {"audio": rel, "speech": info}
-
-
-register_renderer("audio", render_speech)

@@ -181,7 +181,7 @@ BENCH_WORDS = "a an the red green blue yellow circle square triangle star small 
 
 def bench_captioner(connector: str, lm_preset: str = "small", image_size: int = 32) -> nn.Module:
     """A fresh captioner of benchmark size (random weights): ViT tiny, GPT-2 `lm_preset`."""
-    from omnifuse.encoders.factory import TowerConfig
+    from omnifuse.encoders.config import TowerConfig
     from omnifuse.models.captioner.config import LanguageModelConfig
     from omnifuse.models.registry import get_spec
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from omnifuse.data.synth.captions import CAPTION_PROMPT, END_OF_CHUNK, IMAGE_TOKEN, QUESTION_PROMPT
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 from omnifuse.encoders.lora import LoraSettings
 
 CONNECTORS = ("xattn", "prefix")
@@ -61,6 +61,7 @@ class CaptionerConfig:
     """
 
     type: Literal["captioner"] = "captioner"
+    """The model kind; selects this config in a recipe."""
     connector: Literal["xattn", "prefix"] = "xattn"
     """How images reach the LM: gated cross-attention (`xattn`) or projected prefix tokens (`prefix`)."""
     vision: TowerConfig = field(default_factory=lambda: TowerConfig(arch="vit", preset="tiny", pooling="cls"))

@@ -80,6 +80,7 @@ class _LayerHook:
     modalities=lambda cfg: ["image", "text"],
     capabilities=["generate_text"],
     evaluator="captioner",
+    columns={"text": "text"},  # manifests hold interleaved `<image>`/text in `text`
     decode_workload=decode_workload,
     prepare=prepare,
 )

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from omnifuse.data.processors import PROCESSOR_KINDS, TextProcessor
+from omnifuse.data.processor_base import register_processor
+from omnifuse.data.processors import TextProcessor
 from omnifuse.generation import GenerationError
 from omnifuse.models.captioner.config import END_OF_CHUNK, IMAGE_TOKEN
 
@@ -54,6 +55,7 @@ def as_training_text(text: str, caption_prompt: str) -> str:
     return text
 
 
+@register_processor("captioner_text")
 class CaptionerTextProcessor(TextProcessor):
     """`{"text": (B, T), "text_mask": (B, T), "text_labels": (B, T)}`, right-padded.
 
@@ -95,23 +97,8 @@ class CaptionerTextProcessor(TextProcessor):
             labels[:, 0] = IGNORE
         return {"text": ids, "text_mask": mask, "text_labels": labels}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "captioner_text",
-            "tokenizer": "tokenizer",
-            "max_length": self.max_length,
-            "caption_prompt": self.caption_prompt,
-        }
-
-    @classmethod
-    def load(cls, directory: Path, settings: dict[str, Any]) -> CaptionerTextProcessor:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(directory / settings["tokenizer"]))
-        return cls(tok, int(settings["max_length"]), settings["caption_prompt"])
-
-
-PROCESSOR_KINDS["captioner_text"] = CaptionerTextProcessor
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "caption_prompt": self.caption_prompt}
 
 
 def count_images(text: str) -> int:

@@ -25,12 +25,12 @@ def build(
         model = cls.from_hf(cfg.from_hf)
         model.processor = processor if processor.processors else model.processor
         return model.train()
-    missing = [m for m in cfg.towers if m not in processor.processors]
+    missing = [m for m in cfg.encoders if m not in processor.processors]
     if missing:
         raise ValueError(
-            f"no processor for tower(s) {missing}; the data/processor has {processor.modalities}"
+            f"no processor for encoder(s) {missing}; the data/processor has {processor.modalities}"
         )
-    towers = {m: build_encoder(t, m, data_overrides(processor, m)) for m, t in sorted(cfg.towers.items())}
+    towers = {m: build_encoder(t, m, data_overrides(processor, m)) for m, t in sorted(cfg.encoders.items())}
     return cls(
         towers,
         cfg.embed_dim,

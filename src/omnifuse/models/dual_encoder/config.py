@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omnifuse.encoders.factory import TowerConfig
+from omnifuse.encoders.config import TowerConfig
 
 
 @dataclass
@@ -14,8 +14,8 @@ class DualEncoderConfig:
 
     type: Literal["dual_encoder"] = "dual_encoder"
     """The model kind; selects this config in a recipe."""
-    towers: dict[str, TowerConfig] = field(default_factory=dict)
-    """Modality -> tower. Ignored when `from_hf` is set."""
+    encoders: dict[str, TowerConfig] = field(default_factory=dict)
+    """Modality -> encoder (the towers of the dual encoder). Ignored when `from_hf` is set."""
     embed_dim: int = 64
     """Size of the shared embedding space every tower is projected into."""
     projection: Literal["linear", "mlp", "none"] = "linear"
@@ -36,15 +36,15 @@ class DualEncoderConfig:
     """HF CLIPModel/SiglipModel directory or hub name to start from."""
 
     def __post_init__(self) -> None:
-        if self.from_hf is None and len(self.towers) < 2:
-            raise ValueError(f"a dual encoder needs at least two towers; got {sorted(self.towers)}")
+        if self.from_hf is None and len(self.encoders) < 2:
+            raise ValueError(f"a dual encoder needs at least two encoders; got {sorted(self.encoders)}")
         if self.embed_dim <= 0:
             raise ValueError(f"embed_dim must be positive; got {self.embed_dim}")
         if not 0 < self.init_temperature < 10:
             raise ValueError(f"init_temperature must be in (0, 10); got {self.init_temperature}")
-        if self.anchor is not None and self.towers and self.anchor not in self.towers:
-            raise ValueError(f"anchor '{self.anchor}' is not one of the towers {sorted(self.towers)}")
+        if self.anchor is not None and self.encoders and self.anchor not in self.encoders:
+            raise ValueError(f"anchor '{self.anchor}' is not one of the encoders {sorted(self.encoders)}")
 
     def modalities(self) -> list[str]:
         """The modalities the model consumes (a CLIP/SigLIP import: text and image)."""
-        return sorted(self.towers) or ["image", "text"]
+        return sorted(self.encoders) or ["image", "text"]

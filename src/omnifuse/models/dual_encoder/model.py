@@ -57,6 +57,7 @@ def _loss_config(loss: nn.Module) -> dict[str, Any]:
     modalities=DualEncoderConfig.modalities,
     capabilities=("embed", "zero_shot"),
     evaluator="retrieval",
+    train_log=lambda model: {"logit_scale": float(model.scale().detach())},
 )
 class DualEncoder(ArtifactMixin, nn.Module):
     """Towers per modality + projection heads + a learnable temperature (and bias for SigLIP).

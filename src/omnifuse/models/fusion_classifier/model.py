@@ -20,7 +20,7 @@ from omnifuse.models.artifact import ArtifactMixin
 from omnifuse.models.fusion_classifier.build import build, targets
 from omnifuse.models.fusion_classifier.config import FusionClassifierConfig
 from omnifuse.models.graphs import classifier_graph
-from omnifuse.models.heads import build_head, check_task, head_config, probabilities, task_loss
+from omnifuse.models.heads import TaskSpec, build_head, check_task, head_config, probabilities, task_loss
 from omnifuse.models.multimodal import (
     check_fusion_fits,
     encode_modalities,
@@ -102,6 +102,11 @@ class FusionClassifier(ArtifactMixin, nn.Module):
     @property
     def modalities(self) -> list[str]:
         return list(self.encoders)
+
+    @property
+    def tasks(self) -> dict[str, TaskSpec]:
+        """The one task, named '' (classifiers share this view with the multi-task model)."""
+        return {"": TaskSpec(self.task, self.class_names, self.label_key)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutput:
         features, present = encode_modalities(

@@ -40,6 +40,7 @@ class GeneralistConfig:
     """A Gato-style decoder over one token stream (Reed et al. 2022, https://arxiv.org/abs/2205.06175)."""
 
     type: Literal["generalist"] = "generalist"
+    """The model kind; selects this config in a recipe."""
     backbone: str = "gpt2"
     """`gpt2`, `gpt_neo` or `llama`: an HF causal LM config built from scratch with the sizes below;
     any other value is an HF causal LM name or directory whose weights are loaded (and whose
@@ -47,12 +48,15 @@ class GeneralistConfig:
     hidden_size: int = 128
     """Width of the transformer."""
     num_layers: int = 4
+    """Transformer blocks (from-scratch backbones)."""
     num_heads: int = 4
+    """Attention heads per block (from-scratch backbones)."""
     context_length: int = 512
     """Tokens per training sequence and per acting prompt (episode windows are sized to fit)."""
     max_local_positions: int = 64
     """Learned positions inside one observation (Gato's local position encodings)."""
     dropout: float = 0.0
+    """Dropout of the from-scratch backbone (residual, attention and embeddings)."""
     value_embedding: bool = True
     """Add a learned function (Fourier features, then a linear layer) of each continuous token's
     companded value to its embedding, so that neighbouring bins start out alike and the order of
@@ -61,12 +65,15 @@ class GeneralistConfig:
     n_bins: int = 1024
     """Uniform bins of mu-law companded continuous values."""
     mu: float = 100.0
+    """mu of the mu-law companding of continuous values (Gato: 100)."""
     m: float = 256.0
+    """M of the mu-law companding: values are scaled by log(mu * |x| + 1) / log(M * mu + 1) (Gato: 256)."""
     n_discrete: int = 64
     """Discrete values (actions, directions) the vocabulary has ids for."""
     image_size: int = 32
     """Images are resized to this square before they are cut into patches."""
     patch_size: int = 8
+    """Side of the square image patches, each one token (image_size must be a multiple)."""
     text_tokenizer: str = "word"
     """`word`: a word-level tokenizer fitted on the mixture's texts and missions (with a pretrained
     `backbone`: that model's own tokenizer); else an HF tokenizer name or dir."""

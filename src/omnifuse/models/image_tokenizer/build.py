@@ -12,6 +12,7 @@ from omnifuse.data.loader import eval_loader
 from omnifuse.data.processors import Processor
 from omnifuse.data.sample import CorruptSamplePolicy, Sample
 from omnifuse.models.image_tokenizer.config import ImageTokenizerConfig
+from omnifuse.models.image_tokenizer.metrics import code_usage, psnr
 
 
 def build(
@@ -33,8 +34,6 @@ class ImageTokenizerEvaluator:
 
     @torch.no_grad()
     def evaluate(self, model: Any) -> tuple[dict[str, float], dict[str, Any]]:
-        from omnifuse.models.image_tokenizer.model import code_usage, psnr
-
         was = model.training
         model.eval()
         device = next(model.parameters()).device

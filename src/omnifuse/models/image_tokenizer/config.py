@@ -18,6 +18,7 @@ class ImageTokenizerConfig:
     """
 
     type: Literal["image_tokenizer"] = "image_tokenizer"
+    """The model kind; selects this config in a recipe."""
     grid: int = 8
     """Side of the token grid: an image becomes grid * grid codes (allowed: 4, 8, 16, 32)."""
     codebook_size: int = 256

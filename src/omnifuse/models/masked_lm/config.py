@@ -11,6 +11,7 @@ class MaskedLMConfig:
     """BERT-style pre-training: masked language modelling, with or without next-sentence prediction."""
 
     type: Literal["masked_lm"] = "masked_lm"
+    """The model kind; selects this config in a recipe."""
     source: Literal["scratch", "hf"] = "scratch"
     """`scratch`: a BERT preset with random weights; `hf`: continue from a checkpoint (`name_or_path`)."""
     preset: Literal["tiny", "small", "base"] = "tiny"
@@ -45,7 +46,7 @@ class MaskedLMConfig:
     @property
     def encoders(self) -> dict[str, Any]:
         """The encoder being pre-trained, as a text tower config."""
-        from omnifuse.encoders.factory import TowerConfig
+        from omnifuse.encoders.config import TowerConfig
 
         return {
             "text": TowerConfig(

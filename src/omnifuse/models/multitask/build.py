@@ -9,9 +9,10 @@ from torch import nn
 from omnifuse.data.processors import Processor
 from omnifuse.data.sample import Sample
 from omnifuse.data.targets import TargetEncoder, Targets
+from omnifuse.models.heads import TaskSpec
 from omnifuse.models.multimodal_build import build_parts, resolve_task
 from omnifuse.models.multitask.config import MultiTaskConfig
-from omnifuse.models.multitask.tasks import TaskSpec, label_batch_key
+from omnifuse.models.multitask.tasks import label_batch_key
 
 
 def build(

@@ -23,7 +23,7 @@ from omnifuse.data.processors import Processor
 from omnifuse.encoders.base import Encoder
 from omnifuse.fusion import Fusion, build_fusion
 from omnifuse.models.artifact import ArtifactMixin
-from omnifuse.models.heads import build_head, check_task, head_config, probabilities, task_loss
+from omnifuse.models.heads import TaskSpec, build_head, check_task, head_config, probabilities, task_loss
 from omnifuse.models.multimodal import (
     check_fusion_fits,
     encode_modalities,
@@ -33,7 +33,7 @@ from omnifuse.models.multimodal import (
 from omnifuse.models.multimodal_build import dual_encoder_processors, fusion_model_modalities
 from omnifuse.models.multitask.build import build, targets
 from omnifuse.models.multitask.config import MultiTaskConfig
-from omnifuse.models.multitask.tasks import TaskSpec, label_batch_key
+from omnifuse.models.multitask.tasks import label_batch_key
 from omnifuse.models.registry import register_model_kind
 
 SHARING = ("hard", "soft")

@@ -15,6 +15,7 @@ class TextToImageConfig:
     """
 
     type: Literal["text_to_image"] = "text_to_image"
+    """The model kind; selects this config in a recipe."""
     image_tokenizer: str = ""
     """Directory of a trained `image_tokenizer` artifact (required)."""
     grid: int | None = None

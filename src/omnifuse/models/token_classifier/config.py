@@ -18,6 +18,7 @@ class TokenClassifierConfig(FusionModelConfig):
     """
 
     type: Literal["token_classifier"] = "token_classifier"
+    """The model kind; selects this config in a recipe."""
     label: str = "tags"
     """The label column: one tag per whitespace-separated word of the text (a list, or one
     space-separated string), e.g. IOB2 tags ``O B-wrong I-wrong``."""

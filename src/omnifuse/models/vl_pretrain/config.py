@@ -17,6 +17,7 @@ class VLPretrainConfig:
     """Vision-language pre-training: contrastive (ITC), image-text matching (ITM), MLM on the image."""
 
     type: Literal["vl_pretrain"] = "vl_pretrain"
+    """The model kind; selects this config in a recipe."""
     encoders: dict[str, TowerConfig] = field(default_factory=dict)
     """`text` and one other modality (usually `image`) -> tower (hub name, local dir, artifact, preset)."""
     fusion: FusionConfig = field(default_factory=lambda: FusionConfig(name="single_stream"))
@@ -37,7 +38,9 @@ class VLPretrainConfig:
     negative_label: str = "negative"
     """Sample label holding a minimal-pair false caption (list the column in `data.labels`)."""
     mlm_probability: float = 0.15
+    """Share of text tokens masked for the MLM objective."""
     whole_word_mask: bool = False
+    """Mask every sub-word of a chosen word together."""
 
     @property
     def other(self) -> str:
