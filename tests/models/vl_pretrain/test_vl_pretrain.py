@@ -189,3 +189,26 @@ def test_cli_pretrains_and_a_classifier_starts_from_it(pretrain_dir, tmp_path):
     cls["model"]["fusion"] = {"name": "concat_mlp"}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cls))
     assert main(["train", str(tmp_path / "bad.yaml")]) != 0
+
+
+def test_itm_overfits_a_fixed_batch_of_minimal_pairs():
+    """The ITM path trains end to end: each caption is the false twin of another row's caption,
+    so only the image tells them apart; a tiny model must separate them on one fixed batch (wrong
+    labels, a mis-built pair list or a fused vector blind to the image would stay at 0.5)."""
+    model = tiny_model(loss_weights={"itc": 0.0, "itm": 1.0, "mlm": 0.0}, itm_negatives=("minimal_pairs",))
+    caps = [
+        "a red circle left of a blue square",
+        "a green star above a red circle",
+        "a blue square left of a red circle",
+        "a red circle above a green star",
+    ]
+    batch = batch_for(model, caps, [caps[2], caps[3], caps[0], caps[1]])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(300):
+        out = model(batch)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    accuracy = (out.itm_logits.argmax(-1) == out.itm_labels).float().mean().item()
+    assert out.itm_labels.tolist() == [1] * 4 + [0] * 4
+    assert accuracy > 0.9, (accuracy, out.losses["itm"].item())
