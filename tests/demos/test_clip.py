@@ -28,3 +28,14 @@ def test_recipe_has_several_evaluation_points():
     recipe = recipe_from_dict(clip.demo_recipe_dict(Path("d"), Path("o"), 600))
     assert recipe.train.max_steps // recipe.train.eval_every == clip.EVAL_POINTS
     assert recipe.train.warmup_steps <= 60
+
+
+@pytest.mark.slow
+def test_speed_is_measured_on_the_real_training_step(tmp_path):
+    """The probe runs the demo's own data, model, Trainer step and validation (tiny world)."""
+    from omnifuse.data.synth import SynthConfig, generate
+
+    generate(SynthConfig(n=200, seed=0, minimal_pairs=True), tmp_path / "data", progress=False)
+    recipe = recipe_from_dict(clip.demo_recipe_dict(tmp_path / "data", tmp_path / "probe", 100))
+    step_s, eval_s = clip.measure_speed(recipe, steps=1, warmup=0)
+    assert step_s > 0 and eval_s > 0

@@ -136,7 +136,7 @@ def measure_speed(recipe: Recipe, steps: int = 3, warmup: int = 2) -> tuple[floa
     processor = build_processor(recipe, data.train)
     model = build_model(recipe.model, processor, data.train)
     with tempfile.TemporaryDirectory(prefix="omnifuse-demo-probe-") as tmp:
-        trainer = Trainer(model, data.train, recipe.train, tmp, group_size=recipe.data.group_size)
+        trainer = Trainer(model, data.train, recipe.data, recipe.train, tmp)
         stream = trainer.batches()
         times = []
         for _ in range(warmup + steps):
