@@ -189,7 +189,7 @@ def train_clip(data: Path, out: Path, name: str, seed: int, train_file: str, cfg
     recipe["data"].update(train=str(data / train_file), val=str(data / "val.jsonl"), group_size=1)
     recipe["data"]["columns"] = {"image": "image", "text": "captions"}
     recipe["processor"]["image"]["size"] = cfg.image_size
-    recipe["model"]["towers"]["image"]["overrides"]["patch_size"] = 8
+    recipe["model"]["encoders"]["image"]["overrides"]["patch_size"] = 8
     recipe["train"].update(
         batch_size=cfg.batch_size,
         seed=seed,

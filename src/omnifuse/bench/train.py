@@ -84,7 +84,7 @@ def clip_baseline(recipe: Recipe, processor) -> torch.nn.Module:
     from omnifuse.encoders.presets import preset_config
     from omnifuse.models.factory import data_overrides, first_token_id
 
-    t_cfg, i_cfg = recipe.model.towers["text"], recipe.model.towers["image"]
+    t_cfg, i_cfg = recipe.model.encoders["text"], recipe.model.encoders["image"]
     text = preset_config(t_cfg.arch, t_cfg.preset, **{**data_overrides(processor, "text"), **t_cfg.overrides})
     image = preset_config(
         i_cfg.arch, i_cfg.preset, **{**data_overrides(processor, "image"), **i_cfg.overrides}
@@ -182,6 +182,21 @@ def _run(kind: str, recipe: Recipe, batches, processor, samples, warmup: int, qu
     queue.put(asdict(row))
 
 
+def _result(queue, proc, kind: str) -> dict[str, Any]:
+    """The row the process puts on `queue`; an error, not a hang, when it dies without one."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=2.0)
+        except queues.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(
+                    f"bench train: the {kind} run exited with code {proc.exitcode} before reporting "
+                    "(its traceback is above)"
+                ) from None
+
+
 def bench_train(recipe: Recipe, steps: int = 60, warmup: int = 5) -> dict[str, Any]:
     if steps <= warmup:
         raise ValueError(f"steps ({steps}) must exceed warm-up steps ({warmup})")
@@ -199,7 +214,7 @@ def bench_train(recipe: Recipe, steps: int = 60, warmup: int = 5) -> dict[str, A
         queue = ctx.Queue()
         proc = ctx.Process(target=_run, args=(kind, recipe, batches, processor, samples, warmup, queue))
         proc.start()
-        rows.append(queue.get())
+        rows.append(_result(queue, proc, kind))
         proc.join()
     base, ours = rows[0], rows[-1]
     return {
