@@ -126,6 +126,10 @@ class TrainConfig:
     """Seed of model init, data order and augmentation."""
     deterministic: bool = False
     """Deterministic algorithms, for bitwise-reproducible (and resumable) runs."""
+    find_unused_parameters: bool = False
+    """Across processes (DDP): allow trainable parameters that some step leaves without a
+    gradient (a branch not taken). Frozen parameters (requires_grad false) never take part in the
+    gradient sync, so a frozen tower or LM needs nothing here."""
     num_workers: int = 0
     """DataLoader worker processes (0: load in the main process)."""
     threads: int | None = None

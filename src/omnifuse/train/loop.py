@@ -116,7 +116,7 @@ class Trainer:
     ):
         """`targets` encodes labels into each batch (its kind's spec gives it: classifiers);
         `modalities` default to the model's."""
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         strict, allow_missing = data_config.strict, data_config.allow_missing
 
@@ -129,6 +129,9 @@ class Trainer:
         self.accelerator = Accelerator(
             mixed_precision="bf16" if config.precision == "bf16" else "no",
             cpu=not torch.cuda.is_available(),
+            kwargs_handlers=[
+                DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
+            ],
         )
         acc = self.accelerator
         self.modalities = sorted(modalities or model.modalities)
@@ -277,21 +280,37 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
     def train_step(self, micro_batches: list[dict[str, torch.Tensor]]) -> float:
+        """One optimiser step over `micro_batches`; returns the loss of the global batch.
+
+        An output with a `loss_weight` (its loss is a mean over that many elements, e.g. the
+        labelled tokens of a captioner) is weighted by it: the gradient is that of the mean over
+        every element of every micro-batch on every process, as one process with the whole batch
+        would compute it. Other outputs weigh each micro-batch (and process) equally.
+        """
         acc, model = self.accelerator, self.model
         total = 0.0
+        weighted = torch.zeros(2, dtype=torch.float64)  # sum of loss * weight, sum of weight
         for i, batch in enumerate(micro_batches):
             batch = {k: v.to(acc.device) for k, v in batch.items() if k != "index"}
             sync = i == len(micro_batches) - 1
             ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else nullcontext()
             with ctx, acc.autocast():
                 out = model(batch)
-                loss = out.loss / len(micro_batches)
+                weight = getattr(out, "loss_weight", None)
+                if weight is not None:
+                    weight = weight.detach().float()
+                    loss = out.loss * weight  # summed here, divided by the global weight below
+                    weighted += torch.stack([loss.detach().double().cpu(), weight.double().cpu()])
+                else:
+                    loss = out.loss / len(micro_batches)
             acc.backward(loss)
             total += float(loss.detach())
             for name, part in (getattr(out, "losses", None) or {}).items():  # each objective apart
                 self.loss_parts[name] = self.loss_parts.get(name, 0.0) + float(part.detach()) / len(
                     micro_batches
                 )
+        if weighted[1] > 0:
+            total = self._global_mean(weighted)
         self.loss_steps += 1
         if self.config.max_grad_norm:
             acc.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
@@ -299,6 +318,21 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _global_mean(self, weighted: torch.Tensor) -> float:
+        """Turn the gradients of sum(loss * weight) (averaged over processes by DDP) into those of
+        the global weighted mean; returns that mean."""
+        acc = self.accelerator
+        if acc.num_processes > 1:
+            weighted = weighted.to(acc.device)
+            torch.distributed.all_reduce(weighted)
+            weighted = weighted.cpu()
+        loss_sum, weight_sum = weighted.tolist()
+        scale = acc.num_processes / max(weight_sum, 1.0)
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        return loss_sum / max(weight_sum, 1.0)
 
     def fit(self, resume: bool = False) -> TrainResult:
         cfg, acc = self.config, self.accelerator

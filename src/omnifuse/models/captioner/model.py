@@ -43,10 +43,13 @@ from omnifuse.utils.config import from_dict, to_dict
 
 @dataclass
 class CaptionerOutput:
-    """loss: mean next-token cross-entropy over labelled tokens; logits: (B, T, V)."""
+    """loss: mean next-token cross-entropy over labelled tokens; logits: (B, T, V);
+    loss_weight: how many labelled tokens that mean is over (the trainer weights micro-batches
+    and processes by it, so the loss is the mean over every token of the global batch)."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor
+    loss_weight: torch.Tensor | None = None
 
 
 ImageInput = Any  # a path, PIL image, numpy array or bytes
@@ -322,12 +325,12 @@ class Captioner(ArtifactMixin, nn.Module):
             ids, mask, labels = self._expand_placeholders(ids, mask, labels, left=False)
         with self.conditioned(images, counts):
             logits = self.lm(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (B, T, V)
-        loss = None
+        loss = weight = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
-            )
-        return CaptionerOutput(loss, logits)
+            targets = labels[:, 1:].flatten()  # (B * (T - 1),)
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets, ignore_index=IGNORE)
+            weight = (targets != IGNORE).sum()
+        return CaptionerOutput(loss, logits, weight)
 
     # ---- generation ---------------------------------------------------------------------------
     def _images_tensor(self, groups: Sequence[Sequence[ImageInput]]) -> tuple[torch.Tensor, torch.Tensor]:
