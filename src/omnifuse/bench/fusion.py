@@ -214,12 +214,33 @@ def train_one(job: tuple[Path, Path, str, str, FusionBenchConfig]) -> dict[str, 
     return row
 
 
-def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> dict[str, Any]:
-    """Train and evaluate every strategy on every task; returns rows and settings (JSON-able)."""
-    import multiprocessing
-
+def ensure_task_world(
+    data_dir: Path, n_scenes: int, seed: int, image_size: int, marker: str, progress: bool
+) -> None:
+    """The shapes world and its task manifests under `data_dir`, made only when missing (`marker` is
+    the task manifest the caller reads)."""
     from omnifuse.data.synth import SynthConfig, generate
     from omnifuse.data.synth.tasks import write_task_manifests
+
+    if not (data_dir / "train.jsonl").exists():
+        synth = SynthConfig(n=n_scenes, seed=seed, image_size=image_size, minimal_pairs=True)
+        generate(synth, data_dir, progress=progress)
+    if not (data_dir / marker).exists():
+        write_task_manifests(data_dir, seed=seed)
+
+
+def run_jobs(fn, jobs: list, workers: int) -> list:
+    """`fn` over `jobs`, in `workers` spawned processes (one job at a time each) or in this one."""
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(fn, jobs, chunksize=1)
+
+
+def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> dict[str, Any]:
+    """Train and evaluate every strategy on every task; returns rows and settings (JSON-able)."""
     from omnifuse.eval.classification import ClassifierEvaluator
     from omnifuse.models.ensemble import EnsembleClassifier
     from omnifuse.models.fusion_classifier import FusionClassifier
@@ -232,19 +253,12 @@ def bench_fusion(out_dir: str | Path, cfg: FusionBenchConfig | None = None) -> d
         raise ValueError(f"workers must be >= 1; got {cfg.workers}")
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
-    if not (data_dir / "vqa_train.jsonl").exists():
-        synth = SynthConfig(n=cfg.n_scenes, seed=cfg.seed, image_size=cfg.image_size, minimal_pairs=True)
-        generate(synth, data_dir, progress=cfg.progress)
-        write_task_manifests(data_dir, seed=cfg.seed)
+    ensure_task_world(data_dir, cfg.n_scenes, cfg.seed, cfg.image_size, "vqa_train.jsonl", cfg.progress)
     pretrain_s = pretrain_shared_clip(data_dir, out_dir, cfg) if cfg.pretrain_steps else 0.0
     if cfg.workers > 1:
         cfg = replace(cfg, threads=1, progress=False)
     jobs = [(data_dir, out_dir, task, s, cfg) for task in cfg.tasks for s in cfg.strategies]
-    if cfg.workers > 1:
-        with multiprocessing.get_context("spawn").Pool(cfg.workers) as pool:
-            rows = pool.map(train_one, jobs, chunksize=1)
-    else:
-        rows = [train_one(job) for job in jobs]
+    rows = run_jobs(train_one, jobs, cfg.workers)
     for task in cfg.tasks if cfg.ensemble else ():
         names = [s for s in ENSEMBLE_MEMBERS if s in cfg.strategies]
         if len(names) < 2:

@@ -129,11 +129,7 @@ def train_row(job: tuple[Path, Path, str, GroundingBenchConfig]) -> dict[str, An
 
 def bench_grounding(out_dir: str | Path, cfg: GroundingBenchConfig | None = None) -> dict[str, Any]:
     """Train and score every row; returns rows and settings (JSON-able)."""
-    import multiprocessing
-
-    from omnifuse.bench.fusion import FusionBenchConfig, pretrain_shared_clip
-    from omnifuse.data.synth import SynthConfig, generate
-    from omnifuse.data.synth.tasks import write_task_manifests
+    from omnifuse.bench.fusion import FusionBenchConfig, ensure_task_world, pretrain_shared_clip, run_jobs
 
     cfg = cfg or GroundingBenchConfig()
     unknown = [r for r in cfg.rows if r not in ROWS]
@@ -141,11 +137,7 @@ def bench_grounding(out_dir: str | Path, cfg: GroundingBenchConfig | None = None
         raise ValueError(f"unknown grounding rows {unknown}; known: {ROWS}")
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
-    if not (data_dir / "train.jsonl").exists():
-        synth = SynthConfig(n=cfg.n_scenes, seed=cfg.seed, image_size=cfg.image_size, minimal_pairs=True)
-        generate(synth, data_dir, progress=cfg.progress)
-    if not (data_dir / "grounding_train.jsonl").exists():
-        write_task_manifests(data_dir, seed=cfg.seed)
+    ensure_task_world(data_dir, cfg.n_scenes, cfg.seed, cfg.image_size, "grounding_train.jsonl", cfg.progress)
     clip_cfg = FusionBenchConfig(
         image_size=cfg.image_size, pretrain_steps=cfg.pretrain_steps, seed=cfg.seed, threads=cfg.threads,
         progress=cfg.progress,
@@ -154,11 +146,7 @@ def bench_grounding(out_dir: str | Path, cfg: GroundingBenchConfig | None = None
     if cfg.workers > 1:
         cfg = replace(cfg, threads=1, progress=False)
     jobs = [(data_dir, out_dir, row, cfg) for row in cfg.rows]
-    if cfg.workers > 1:
-        with multiprocessing.get_context("spawn").Pool(cfg.workers) as pool:
-            rows = pool.map(train_row, jobs, chunksize=1)
-    else:
-        rows = [train_row(job) for job in jobs]
+    rows = run_jobs(train_row, jobs, cfg.workers)
     return {
         "rows": rows,
         "settings": {k: v for k, v in vars(cfg).items() if k != "progress"},

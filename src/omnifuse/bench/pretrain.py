@@ -180,12 +180,9 @@ def _run(job: tuple[str, dict, int | None]) -> tuple[str, float]:
 
 
 def _pool_run(jobs: list[tuple[str, dict, int | None]], workers: int) -> dict[str, float]:
-    import multiprocessing
+    from omnifuse.bench.fusion import run_jobs
 
-    if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            return dict(pool.map(_run, jobs, chunksize=1))
-    return dict(_run(j) for j in jobs)
+    return dict(run_jobs(_run, jobs, min(workers, len(jobs))))
 
 
 def _strip(metrics: dict[str, float]) -> dict[str, float]:
