@@ -31,3 +31,22 @@ def test_runtime_errors_name_the_problem(tiny_model, tmp_path):
         predictor.classify({"text": ["a red circle"]})
     with pytest.raises(ValueError, match="unknown runtime backend"):
         runtime.load(tmp_path / "m", backend="tpu")
+
+
+def test_full_range_int8_on_a_cpu_without_vnni_is_reported_at_load(tiny_model, monkeypatch, caplog):
+    """The int8 kernel is chosen when the predictor is built, so the fallback warning comes then."""
+    import logging
+
+    from omnifuse.layers import quantized
+    from omnifuse.layers.quantized import quantize_linears
+    from omnifuse.runtime.torch_backend import TorchPredictor
+    from omnifuse.utils import cpu
+
+    monkeypatch.setattr(cpu, "_hardware", lambda: ("AMD EPYC 7B13", frozenset({"avx2"})))
+    monkeypatch.setattr(quantized, "_WARNED", set())
+    model = tiny_model()
+    quantize_linears(model.towers["text"], "dynamic", weight_range="full", onednn=True)
+    with caplog.at_level(logging.WARNING, logger="omnifuse.layers.quantized"):
+        predictor = TorchPredictor(model)
+    assert "AVX512-VNNI" in caplog.text
+    assert sum(predictor.int8_kernels.values()) > 0

@@ -183,8 +183,10 @@ def kernel_of(name: str) -> str:
     """Which kernels a configuration runs on this CPU (omnifuse-best says it itself)."""
     info = cpu_info()
     if name in ("hf-eager-fp32", "ort-fp32"):
-        where = "ONNX Runtime MLAS" if name.startswith("ort") else "ATen/oneDNN"
-        return f"{where} fp32 ({torch.backends.cpu.get_cpu_capability()})"
+        if name.startswith("ort"):
+            return "ONNX Runtime MLAS fp32 (ignores ONEDNN_MAX_CPU_ISA)"
+        onednn = f"; oneDNN limited to {info.onednn_max_isa}" if info.onednn_max_isa else ""
+        return f"ATen/oneDNN fp32 (ATen {torch.backends.cpu.get_cpu_capability()}{onednn})"
     if name == "torch-bf16":
         if not info.onednn_bf16_usable:
             return "oneDNN bf16 reference kernels (no AVX-512: slow; leave it out with --configs)"

@@ -61,10 +61,10 @@ def run_infer(args) -> int:
     zero_shot, pool, calibration = None, None, None
     if args.model:
         from omnifuse.models.factory import load_model
+        from omnifuse.models.registry import spec_of
 
         model = load_model(args.model)
-        if not hasattr(model, "encode"):
-            raise ValueError(f"{args.model} holds a {model.model_type}; bench infer times embedding towers")
+        spec_of(model).require("embed", f"bench infer (it times embedding towers; {args.model})")
         if args.data:
             from omnifuse.bench.infer import zero_shot_eval
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omnifuse.layers.quantized import kernels_used
 from omnifuse.runtime.base import Predictor
 from omnifuse.runtime.contract import runtime_config
 
@@ -27,6 +28,9 @@ class TorchPredictor(Predictor):
         """`source`: the artifact's config.json, when the model cannot describe itself (compressed)."""
         super().__init__(runtime_config(model, source), model.processor, batch_size)
         self.model = model.eval()
+        # Choose each int8 layer's kernel now, so that a CPU that cannot run the artifact's
+        # int8 weights exactly is reported at load time, not at the first request.
+        self.int8_kernels = kernels_used(model)
         self.dtype = dtype  # e.g. torch.bfloat16: autocast on CPUs with AMX / AVX512-BF16
 
     def _autocast(self):
