@@ -31,7 +31,7 @@ def test_text_tower_shapes_and_pooling(pooling):
         assert torch.allclose(out.pooled[1], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("stem", ["patch", "conv"])
+@pytest.mark.parametrize("stem", ["patch", "conv", "conv_bn"])
 def test_vision_tower_and_stems(stem):
     enc = build_scratch_encoder(
         "vit", "tiny", "cls", stem, image_size=32, patch_size=8, hidden_size=32, intermediate_size=64

@@ -39,8 +39,10 @@ class EncoderArchitecture:
     """How token states become one vector: the CLS token, a masked mean, or the model's pooler."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """HF config fields to override for from-scratch presets (e.g. `patch_size: 8`)."""
-    stem: Literal["patch", "conv"] = "patch"
-    """ViT patch embedding: one patchify conv (`patch`) or a convolutional stem (`conv`, Xiao et al. 2021)."""
+    stem: Literal["patch", "conv", "conv_bn"] = "patch"
+    """ViT patch embedding: one patchify conv (`patch`) or a convolutional stem (Xiao et al. 2021):
+    `conv_bn` (conv + BatchNorm + ReLU, the paper's; trains much faster from scratch) or `conv`
+    (conv + GELU, no normalisation)."""
     temporal: Literal["mean", "transformer"] = "transformer"
     """Video towers applying an image encoder per frame: masked mean over frames (order-blind) or
     a temporal transformer with learned frame positions."""

@@ -4,6 +4,12 @@
 stride-2 3x3 convolutions instead of the single patchify convolution make small ViTs train
 faster and learn local shape, at a small cost in FLOPs. The stem replaces the HF ViT's
 `embeddings.patch_embeddings.projection`, so everything after it stays HF's own code.
+
+Two variants: `conv` (conv + GELU, no normalisation) and `conv_bn`, the paper's stem (conv +
+BatchNorm + ReLU). Normalisation matters for training from scratch: on the shapes world the
+`conv_bn` stem reached 0.96 zero-shot color x shape accuracy in 1,000 steps where `conv` reached
+0.72 (default init shrinks the activations through an unnormalised stack of convolutions, and
+with them the early layers' gradients).
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ import math
 
 from torch import nn
 
-STEMS = ("patch", "conv")
+STEMS = ("patch", "conv", "conv_bn")
 
 
 class ConvStem(nn.Module):
-    """log2(patch) stride-2 3x3 conv + GELU layers, then a 1x1 conv to the model width.
+    """log2(patch) stride-2 3x3 conv layers (+ GELU, or + BatchNorm + ReLU with `batch_norm`),
+    then a 1x1 conv to the model width.
 
     (B, C, H, W) -> (B, D, H / patch, W / patch), like the patchify convolution it replaces.
     """
 
-    def __init__(self, in_channels: int, hidden_size: int, patch_size: int, width: int = 32):
+    def __init__(
+        self, in_channels: int, hidden_size: int, patch_size: int, width: int = 32, batch_norm: bool = False
+    ):
         super().__init__()
         steps = int(math.log2(patch_size))
         if 2**steps != patch_size:
@@ -30,7 +39,10 @@ class ConvStem(nn.Module):
         channels = in_channels
         for i in range(steps):
             out = min(width * 2**i, hidden_size)
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
+            if batch_norm:  # the conv's bias would be cancelled by the norm's mean
+                layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            else:
+                layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
             channels = out
         layers.append(nn.Conv2d(channels, hidden_size, 1))
         self.layers = nn.Sequential(*layers)
@@ -48,7 +60,7 @@ def apply_stem(model: nn.Module, stem: str) -> None:
     """Swap the patchify convolution of an HF ViT-style model for the chosen stem."""
     if stem == "patch":
         return
-    if stem != "conv":
+    if stem not in STEMS:
         raise ValueError(f"unknown stem '{stem}'; known: {STEMS}")
     patch = getattr(getattr(model, "embeddings", None), "patch_embeddings", None)
     if patch is None or not isinstance(getattr(patch, "projection", None), nn.Conv2d):
@@ -56,4 +68,6 @@ def apply_stem(model: nn.Module, stem: str) -> None:
             f"{type(model).__name__} has no patch embedding convolution to replace with a conv stem"
         )
     cfg = model.config
-    patch.projection = ConvStem(cfg.num_channels, cfg.hidden_size, cfg.patch_size)
+    patch.projection = ConvStem(
+        cfg.num_channels, cfg.hidden_size, cfg.patch_size, batch_norm=stem == "conv_bn"
+    )
