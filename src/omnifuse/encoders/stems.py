@@ -40,7 +40,13 @@ class ConvStem(nn.Module):
         for i in range(steps):
             out = min(width * 2**i, hidden_size)
             if batch_norm:  # the conv's bias would be cancelled by the norm's mean
-                layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+                # Running statistics that follow the weights closely (momentum 0.9, not 0.1):
+                # the convolutions before a norm are scale-free, so Adam moves them fast, and
+                # stale statistics made evaluation collapse (val loss 10 for one evaluation
+                # while the training loss fell smoothly). One batch's B x H x W positions per
+                # channel give precise statistics, so little averaging is needed.
+                norm = nn.BatchNorm2d(out, momentum=0.9)
+                layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), norm, nn.ReLU()]
             else:
                 layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
             channels = out
