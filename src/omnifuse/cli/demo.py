@@ -60,6 +60,7 @@ def run(args) -> int:
     result = run_demo(args.workdir, n=args.n, steps=args.steps, seed=args.seed, budget_s=args.budget)
     keys = [
         "test/zero_shot/top1",
+        "test/zero_shot/seen_top1",
         "test/zero_shot/heldout_top1",
         "test/text_to_image/R@1",
         "test/text_to_image/R@5",

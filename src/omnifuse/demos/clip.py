@@ -262,7 +262,11 @@ def run_demo(
             "value": metrics.get("test/zero_shot/top1"),
         },
         {
-            "metric": "  ... on held-out color-shape combinations",
+            "metric": "  ... on color-shape combinations seen in training",
+            "value": metrics.get("test/zero_shot/seen_top1"),
+        },
+        {
+            "metric": "  ... on held-out color-shape combinations (never seen in training)",
             "value": metrics.get("test/zero_shot/heldout_top1"),
         },
         {"metric": "text->image R@1 (1,000 test pairs)", "value": metrics.get("test/text_to_image/R@1")},

@@ -145,10 +145,12 @@ class DualEncoderEvaluator(Evaluator):
         metrics = {f"zero_shot/{k}": v for k, v in topk_accuracy(logits, targets).items()}
         metrics["zero_shot/n"] = float(len(kept))
         heldout = torch.tensor([bool(samples[i].meta.get("heldout")) for i in kept])
-        if heldout.any():
-            acc = topk_accuracy(logits[heldout], targets[heldout])
-            metrics.update({f"zero_shot/heldout_{k}": v for k, v in acc.items()})
-            metrics["zero_shot/heldout_n"] = float(heldout.sum())
+        if heldout.any():  # combinations never seen in training, and the others, apart
+            for name, rows in (("heldout", heldout), ("seen", ~heldout)):
+                if rows.any():
+                    acc = topk_accuracy(logits[rows], targets[rows])
+                    metrics.update({f"zero_shot/{name}_{k}": v for k, v in acc.items()})
+                    metrics[f"zero_shot/{name}_n"] = float(rows.sum())
         return metrics
 
     def evaluate(self, model: DualEncoder) -> tuple[dict[str, float], dict]:
