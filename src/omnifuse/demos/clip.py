@@ -127,7 +127,7 @@ def measure_speed(recipe: Recipe, steps: int = 8, warmup: int = 3) -> tuple[floa
     """(median seconds per training step, seconds per validation) of `recipe` on this machine:
     its real data, model, optimizer and step (`Trainer.train_step`, first-epoch decoding
     included) and its validation evaluator. Eight timed steps, not three: with three, one
-    slow step on a shared machine made the median 25 % too high (701 steps planned where 880
+    slow step on a shared machine made the median 25 % too high (701 steps planned where about 830
     fitted)."""
     import statistics
     import tempfile
