@@ -7,8 +7,8 @@ faster and learn local shape, at a small cost in FLOPs. The stem replaces the HF
 
 Two variants: `conv` (conv + GELU, no normalisation) and `conv_bn`, the paper's stem (conv +
 BatchNorm + ReLU). Normalisation matters for training from scratch: on the shapes world the
-`conv_bn` stem reached 0.96 zero-shot color x shape accuracy in 1,000 steps where `conv` reached
-0.72 (default init shrinks the activations through an unnormalised stack of convolutions, and
+`conv_bn` stem reached 0.87 and 0.96 (two seeds) validation zero-shot color x shape accuracy in
+1,000 steps where `conv` reached 0.72 (default init shrinks the activations through an unnormalised stack of convolutions, and
 with them the early layers' gradients).
 """
 
