@@ -1,6 +1,7 @@
 """The captioner (frozen image tower and LM, trainable resampler and cross-attention) on two CPU
-processes under `accelerate launch` with the shipped config trains to the same weights as one
-process with the same global batch; a checkpoint written by either resumes in the other."""
+processes under `accelerate launch` with the shipped config really runs sharded (FSDP2: its
+parameters are DTensors) and trains to the same weights as one process with the same global
+batch; a checkpoint written by either resumes in the other."""
 
 from __future__ import annotations
 
@@ -68,9 +69,14 @@ def weights(root: Path, name: str, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
+def trainer_state(root: Path, name: str, step: int = STEPS) -> dict:
+    return json.loads(
+        (root / "runs" / name / "checkpoints" / f"step-{step}" / "trainer_state.json").read_text()
+    )
+
+
 def world_size(root: Path, name: str) -> int:
-    state = root / "runs" / name / "checkpoints" / f"step-{STEPS}" / "trainer_state.json"
-    return json.loads(state.read_text())["world_size"]
+    return trainer_state(root, name)["world_size"]
 
 
 def loss(root: Path, name: str) -> float:
@@ -95,6 +101,8 @@ def test_two_processes_match_one_and_resume_across(tmp_path):
     single, double = weights(tmp_path, "single", STEPS), weights(tmp_path, "double", STEPS)
     assert max_difference(initial, single) > 1e-4
     assert world_size(tmp_path, "single") == 1 and world_size(tmp_path, "double") == 2
+    assert trainer_state(tmp_path, "single")["parallelism"] == "single"
+    assert trainer_state(tmp_path, "double")["parallelism"] == "fsdp2"  # sharded, not DDP
     worst = max_difference(single, double)
     assert worst < 1e-4, f"max parameter difference between 1 and 2 processes: {worst}"
     # the logged loss is the mean over every labelled token of the global batch in both runs
@@ -107,6 +115,8 @@ def test_two_processes_match_one_and_resume_across(tmp_path):
     # a 1-process checkpoint resumes on 2 processes, a 2-process one on 1; both finish alike
     train(tmp_path, data, "single", 2, STEPS + 2, resume=True)
     train(tmp_path, data, "double", 1, STEPS + 2, resume=True)
+    assert trainer_state(tmp_path, "single", STEPS + 2)["parallelism"] == "fsdp2"
+    assert trainer_state(tmp_path, "double", STEPS + 2)["parallelism"] == "single"
     a, b = weights(tmp_path, "single", STEPS + 2), weights(tmp_path, "double", STEPS + 2)
     assert max_difference(single, a) > 1e-4
     assert max_difference(a, b) < 1e-4

@@ -50,13 +50,23 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> No
 
 
 def save_checkpoint(
-    root: Path, step: int, model, optimizer, scheduler, state: dict[str, Any], rank_suffix: str = ""
+    root: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    state: dict[str, Any],
+    rank_suffix: str = "",
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `root/step-N` atomically. `state` is JSON-able trainer state (data position ...)."""
+    """Write `root/step-N` atomically. `state` is JSON-able trainer state (data position ...);
+    `optimizer_state` replaces `optimizer.state_dict()` (the full state gathered from shards)."""
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp / "model")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(
+            optimizer.state_dict() if optimizer_state is None else optimizer_state, tmp / "optimizer.pt"
+        )
         tensors, plain = rng_state()
         save_file(tensors, str(tmp / f"rng{rank_suffix}.safetensors"))
         payload = {"step": step, "scheduler": scheduler.state_dict(), "rng": plain, **state}
@@ -79,12 +89,20 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, rank_suffix: str = "") -> dict[str, Any]:
-    """Restore everything in place; returns the trainer state."""
+def load_checkpoint(
+    path: Path, model, optimizer, scheduler, rank_suffix: str = "", restore=None
+) -> dict[str, Any]:
+    """Restore everything in place; returns the trainer state. `restore(model_state,
+    optimizer_state)`, when given, loads the (full) model and optimizer state instead of
+    `load_weights` and `optimizer.load_state_dict` (a sharded model)."""
     from omnifuse.models.artifact import load_weights
 
-    load_weights(model, path / "model")
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    optimizer_state = torch.load(path / "optimizer.pt", weights_only=True)
+    if restore is None:
+        load_weights(model, path / "model")
+        optimizer.load_state_dict(optimizer_state)
+    else:
+        restore(load_file(str(path / "model" / "model.safetensors")), optimizer_state)
     state = json.loads((path / "trainer_state.json").read_text())
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(load_file(str(path / f"rng{rank_suffix}.safetensors")), state["rng"])

@@ -130,6 +130,12 @@ class TrainConfig:
     """Across processes (DDP): allow trainable parameters that some step leaves without a
     gradient (a branch not taken). Frozen parameters (requires_grad false) never take part in the
     gradient sync, so a frozen tower or LM needs nothing here."""
+    distributed: Literal["auto", "ddp", "fsdp"] = "auto"
+    """With several processes: `ddp` (every process holds the whole model, gradients averaged),
+    `fsdp` (FSDP2 `fully_shard`: parameters, gradients and optimizer state sharded across the
+    processes, CPU included), or `auto`: FSDP when launched with an FSDP configuration
+    (`accelerate launch --config_file configs/accelerate/fsdp_cpu.yaml`), else DDP. The trainer
+    shards the model itself because Accelerate on CPU runs an FSDP configuration as DDP."""
     num_workers: int = 0
     """DataLoader worker processes (0: load in the main process)."""
     threads: int | None = None

@@ -7,6 +7,7 @@ A run directory: `config.yaml` (written by the caller), `metrics.jsonl`, `checkp
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from omnifuse.train.checkpoint import (
     save_checkpoint,
 )
 from omnifuse.train.config import DataConfig, TrainConfig
+from omnifuse.train.fsdp import fsdp_requested, full_state, is_sharded, load_full_state, shard
 from omnifuse.train.optim import build_optimizer, build_scheduler
 from omnifuse.utils.progress import progress_bar
 
@@ -164,13 +166,27 @@ class Trainer:
             # run (new iterator mid-epoch) would diverge from an uninterrupted one.
             generator=torch.Generator().manual_seed(config.seed),
         )
+        # FSDP2: the model is sharded here (not by Accelerate, which runs FSDP as DDP on CPU),
+        # the optimizer built over the sharded parameters; rank 0 keeps one plain copy to write
+        # checkpoints and evaluate (the gathered full state is loaded into it).
+        self.fsdp = fsdp_requested(config.distributed, acc.distributed_type, acc.num_processes)
+        self.plain: torch.nn.Module | None = None
+        if self.fsdp:
+            if acc.is_main_process:
+                self.plain = copy.deepcopy(model)
+            self.fsdp_blocks = shard(model, acc.device.type)
+            if not is_sharded(model):
+                raise RuntimeError("fully_shard left the model's parameters unsharded")
         optimizer = build_optimizer(
             model, config.optimizer, config.lr, config.weight_decay, config.betas, config.eps, config.momentum
         )
         self.scheduler = build_scheduler(
             optimizer, config.warmup_steps, config.max_steps, config.schedule, config.min_lr_ratio
         )
-        self.model, self.optimizer = acc.prepare(model, optimizer)
+        if self.fsdp:
+            self.model, self.optimizer = model, acc.prepare(optimizer)
+        else:
+            self.model, self.optimizer = acc.prepare(model, optimizer)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.step = 0
         self.epoch = 0
@@ -186,6 +202,31 @@ class Trainer:
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
+    @property
+    def main_model(self) -> torch.nn.Module:
+        """On the main process, the whole model to read after `fit`: the unwrapped one, or under
+        FSDP the plain copy holding the weights gathered at the end of `fit`."""
+        return self.plain if self.fsdp else self.unwrapped
+
+    @property
+    def parallelism(self) -> str:
+        """What really ran: `fsdp2` (parameters are DTensors), `ddp`, or `single`."""
+        if self.fsdp and is_sharded(self.model):
+            return "fsdp2"
+        return "ddp" if self.accelerator.num_processes > 1 else "single"
+
+    def gathered(self) -> tuple[torch.nn.Module | None, dict[str, Any] | None]:
+        """A plain (unsharded) model with the current weights, and the full optimizer state
+        (None: take `optimizer.state_dict()`), on the main process; (None, None) elsewhere.
+        Under FSDP a collective: every process must call it."""
+        if not self.fsdp:
+            return (self.unwrapped if self.accelerator.is_main_process else None), None
+        model_state, optimizer_state = full_state(self.model, self.optimizer.optimizer)
+        if self.plain is None:
+            return None, None
+        self.plain.load_state_dict(model_state)
+        return self.plain, optimizer_state
+
     def trainer_state(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
@@ -194,14 +235,22 @@ class Trainer:
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
             "world_size": self.accelerator.num_processes,
+            "parallelism": self.parallelism,
         }
 
     def save_checkpoint(self) -> None:
         self.accelerator.wait_for_everyone()
+        model, optimizer_state = self.gathered()
         if self.accelerator.is_main_process:
             root = self.run_dir / "checkpoints"
             save_checkpoint(
-                root, self.step, self.unwrapped, self.optimizer, self.scheduler, self.trainer_state()
+                root,
+                self.step,
+                model,
+                self.optimizer,
+                self.scheduler,
+                self.trainer_state(),
+                optimizer_state=optimizer_state,
             )
             prune_checkpoints(root, self.config.keep_checkpoints)
         self.accelerator.wait_for_everyone()
@@ -211,7 +260,13 @@ class Trainer:
         path = latest_checkpoint(self.run_dir / "checkpoints")
         if path is None:
             return False
-        state = load_checkpoint(path, self.unwrapped, self.optimizer, self.scheduler)
+        restore = None
+        if self.fsdp:
+
+            def restore(model_state, optimizer_state):
+                load_full_state(self.model, self.optimizer.optimizer, model_state, optimizer_state)
+
+        state = load_checkpoint(path, self.unwrapped, self.optimizer, self.scheduler, restore=restore)
         if state.get("world_size", 1) != self.accelerator.num_processes:
             logger.warning(
                 "resuming a %s-process run with %s processes",
@@ -243,8 +298,9 @@ class Trainer:
             return False
         self.accelerator.wait_for_everyone()
         stop = False
+        model, _ = self.gathered()
         if self.accelerator.is_main_process:
-            metrics = self.evaluator(self.unwrapped)
+            metrics = self.evaluator(model)
             self.metrics.append({"step": self.step, **metrics})
             es = self.config.early_stopping
             key = es.metric
@@ -253,7 +309,7 @@ class Trainer:
             value = metrics[key] if key else self.default_score(metrics)
             if self.improved(value):
                 self.best, self.best_step, self.bad_evals = value, self.step, 0
-                atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)
+                atomic_dir(self.run_dir / "best", model.save_pretrained)
             else:
                 self.bad_evals += 1
                 stop = key is not None and self.bad_evals >= es.patience
@@ -293,7 +349,11 @@ class Trainer:
         for i, batch in enumerate(micro_batches):
             batch = {k: v.to(acc.device) for k, v in batch.items() if k != "index"}
             sync = i == len(micro_batches) - 1
-            ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else nullcontext()
+            if self.fsdp:  # FSDP2: reduce-scatter the gradients on the last micro-batch only
+                model.set_requires_gradient_sync(sync)
+            ctx = (
+                acc.no_sync(model) if not sync and acc.num_processes > 1 and not self.fsdp else nullcontext()
+            )
             with ctx, acc.autocast():
                 out = model(batch)
                 weight = getattr(out, "loss_weight", None)
@@ -390,8 +450,10 @@ class Trainer:
             self.evaluate()
         if not due(self.step, cfg.checkpoint_every):
             self.save_checkpoint()
-        if self.evaluator is None and acc.is_main_process:
-            atomic_dir(self.run_dir / "best", self.unwrapped.save_pretrained)
+        if self.evaluator is None:
+            model, _ = self.gathered()
+            if acc.is_main_process:
+                atomic_dir(self.run_dir / "best", model.save_pretrained)
         self.policy.log()
         if writer:
             writer.close()

@@ -183,7 +183,7 @@ def run_recipe(
     if trainer.accelerator.is_main_process:
         plot_curves(result.metrics, run_dir / "plots")
         if evaluator is not None:  # per-class reports, confusion matrices: what its kind details
-            evaluator.write_details(trainer.unwrapped, run_dir / "plots")
+            evaluator.write_details(trainer.main_model, run_dir / "plots")
     return result
 
 
