@@ -177,6 +177,9 @@ class Trainer:
             self.fsdp_blocks = shard(model, acc.device.type)
             if not is_sharded(model):
                 raise RuntimeError("fully_shard left the model's parameters unsharded")
+            logger.info(
+                "FSDP2: %d blocks and the root sharded over %d processes", self.fsdp_blocks, acc.num_processes
+            )
         optimizer = build_optimizer(
             model, config.optimizer, config.lr, config.weight_decay, config.betas, config.eps, config.momentum
         )
