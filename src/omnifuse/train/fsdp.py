@@ -72,10 +72,12 @@ def shard(model: nn.Module, device_type: str) -> int:
 
 
 def is_sharded(model: nn.Module) -> bool:
-    """Whether the model's parameters really are DTensors (sharded)."""
+    """Whether the model's parameters really are sharded DTensors (a `Shard` placement)."""
     from torch.distributed.tensor import DTensor
 
-    return any(isinstance(p, DTensor) for p in model.parameters())
+    return any(
+        isinstance(p, DTensor) and any(pl.is_shard() for pl in p.placements) for p in model.parameters()
+    )
 
 
 def _options(**kwargs):
