@@ -62,6 +62,28 @@ def test_freeze_all_and_top_layers():
         freeze(enc, 4)
 
 
+def test_frozen_batchnorm_keeps_its_statistics_in_train_mode():
+    """A frozen conv_bn stem's running statistics are weights: training the rest (or nothing)
+    must not move them; a trainable tower's BatchNorm still learns them."""
+    enc = build_scratch_encoder(
+        "vit", "tiny", "cls", "conv_bn", image_size=32, patch_size=8, hidden_size=32, intermediate_size=64
+    )
+    x = {"image": torch.randn(4, 3, 32, 32) * 3 + 1}
+    before = {k: v.clone() for k, v in enc.state_dict().items() if "running" in k}
+    assert before
+    for top in (0, 1):  # wholly frozen; frozen but for the top block (the stem stays frozen)
+        freeze(enc, top)
+        enc.train()
+        assert enc.training == bool(top)  # a wholly frozen tower runs as at inference
+        enc(x).pooled.sum()
+        after = {k: v for k, v in enc.state_dict().items() if "running" in k}
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    for p in enc.parameters():
+        p.requires_grad_(True)
+    enc.train()(x)
+    assert not torch.equal(before[next(iter(before))], enc.state_dict()[next(iter(before))])
+
+
 def test_factory_freezing_and_checkpointing():
     cfg = from_dict(
         TowerConfig,

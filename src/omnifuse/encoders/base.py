@@ -29,6 +29,25 @@ class Encoder(nn.Module):
     modality: str
     hidden_size: int
 
+    def train(self, mode: bool = True) -> Encoder:
+        """Frozen parts stay in eval mode when the rest trains: a wholly frozen tower runs as at
+        inference (no dropout), and a frozen BatchNorm keeps its running statistics, which are
+        weights too (train mode would update them on every batch)."""
+        super().train(mode)
+        if not mode:
+            return self
+        if not any(p.requires_grad for p in self.parameters()):
+            return super().train(False)
+        for module in self.modules():
+            own = list(module.parameters(recurse=False))
+            if (
+                isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and own
+                and not any(p.requires_grad for p in own)
+            ):
+                module.eval()
+        return self
+
     def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
