@@ -97,7 +97,13 @@ def test_frozen_parameters_unchanged_after_training(connector, make_captioner, i
 
 
 def test_generation_cache_batch_and_strategies(captioner, img):
+    """The KV cache changes nothing, with the image's influence on (open gates): decoding steps
+    after the first must still see the image."""
     image = img
+    if captioner.config.connector == "xattn":
+        for block in captioner.xattn:
+            block.attn_gate.data.fill_(2.0)
+            block.ff_gate.data.fill_(2.0)
     imgs = [image(1), image(2)]
     cached = captioner.generate(imgs, settings=GREEDY)
     plain = captioner.generate(

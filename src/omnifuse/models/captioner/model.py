@@ -190,7 +190,8 @@ class Captioner(ArtifactMixin, nn.Module):
             raise ValueError(
                 "the captioner conditions the LM through input_ids; inputs_embeds are not supported"
             )
-        past = kwargs.get("past_key_values")
+        # the KV cache: `cache` from transformers 5.x on, `past_key_values` before
+        past = kwargs.get("cache", kwargs.get("past_key_values"))
         fresh = past is None or (hasattr(past, "get_seq_length") and past.get_seq_length() == 0)
         n = ids.shape[0]
         if fresh or state.get("counts") is None or state["counts"].shape[0] != n:
