@@ -128,11 +128,27 @@ class HFEncoder(Encoder):
         cfg = model.config
         self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.d_model)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
+    def _run(self, batch: dict[str, torch.Tensor], **kwargs):
         adapter = INPUT_ADAPTERS[self.modality]
         if self.modality == "audio":
             adapter = AUDIO_ADAPTERS.get(type(self.model).__name__, adapter)
-        out = self.model(**adapter(batch), return_dict=True)
+        return self.model(**adapter(batch), return_dict=True, **kwargs)
+
+    def layer_tokens(self, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+        """(B, T, D) token features after transformer layer `layer` (Python indexing over the
+        embeddings and each layer's output: -1 the last layer, -2 the one before, as LLaVA reads
+        its CLIP tower). A contrastive tower trains only its pooled token at the last layer;
+        earlier layers keep what each patch shows."""
+        states = self._run(batch, output_hidden_states=True).hidden_states
+        if states is None or not -len(states) <= layer < len(states):
+            raise ValueError(
+                f"layer {layer}: {type(self.model).__name__} has {len(states or ())} hidden states "
+                "(the embeddings and each layer)"
+            )
+        return states[layer]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
+        out = self._run(batch)
         tokens = out.last_hidden_state  # (B, T, D)
         if tokens.dim() == 4:  # CLAP's audio Swin returns a feature map (B, D, H, W)
             tokens = tokens.flatten(2).transpose(1, 2)  # (B, H*W, D)

@@ -245,3 +245,20 @@ def test_gate_scale_keeps_the_zero_start(make_captioner, img):
         assert not torch.allclose(model(batch).logits, plain)
     with pytest.raises(ValueError, match="gate_scale"):
         make_captioner("xattn", gate_scale=0.0)
+
+
+def test_vision_layer_reads_an_earlier_layer_of_the_tower(make_captioner, img, monkeypatch):
+    """vision_layer -2 feeds the resampler the tower's penultimate hidden states (LLaVA's
+    choice for a CLIP tower); a layer the tower lacks is a clear error."""
+    torch.manual_seed(0)
+    model = make_captioner("prefix", vision_layer=-2).eval()
+    pixels = model.processor["image"]([[img(1)]])["image"][:, 0]  # (1, 3, H, W)
+    seen = []
+    resample = model.resampler.resample
+    monkeypatch.setattr(model.resampler, "resample", lambda t, p: seen.append(t) or resample(t, p))
+    with torch.no_grad():
+        states = model.vision.model(pixel_values=pixels, output_hidden_states=True).hidden_states
+        model.encode_images(pixels[:, None], torch.ones(1, dtype=torch.long))
+    assert torch.equal(seen[0], states[-2]) and not torch.equal(seen[0], states[-1])
+    with pytest.raises(ValueError, match="layer -9"):
+        model.vision.layer_tokens({"image": pixels}, -9)

@@ -68,6 +68,10 @@ class CaptionerConfig:
     """The image tower (an omnifuse tower config: from scratch or HF by name)."""
     vision_from: str | None = None
     """A trained DualEncoder artifact whose image tower (and image preprocessing) to use instead."""
+    vision_layer: int = -1
+    """Which layer's tokens the resampler reads: -1 the tower's output, -2 the layer before (as
+    LLaVA reads CLIP; a contrastive tower trains only its pooled token at the last layer, so
+    the earlier layer keeps more of what each patch shows). Other than -1 needs an HF tower."""
     freeze_vision: bool = True
     """Keep the image tower's weights fixed (Flamingo freezes it)."""
     lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)

@@ -138,6 +138,11 @@ class Captioner(ArtifactMixin, nn.Module):
             )
         else:
             self.projector = PrefixProjector(dv, d)
+        if config.vision_layer != -1 and not hasattr(vision, "layer_tokens"):
+            raise ValueError(
+                f"model.vision_layer {config.vision_layer} needs a tower that exposes its layers (an HF "
+                f"tower); {type(vision).__name__} gives only its output (vision_layer -1)"
+            )
         self._freeze()
         self._state: dict[str, Any] = {}
         self._hooks = self._install_hooks(layers)
@@ -244,7 +249,11 @@ class Captioner(ArtifactMixin, nn.Module):
         valid = torch.arange(n, device=images.device)[None] < counts[:, None]  # (B, N)
         dtype = next(self.vision.parameters()).dtype
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_vision):
-            tokens = self.vision({"image": images[valid].to(dtype)}).tokens  # (V, P, Dv)
+            pixels = {"image": images[valid].to(dtype)}
+            if self.config.vision_layer == -1:
+                tokens = self.vision(pixels).tokens  # (V, P, Dv)
+            else:
+                tokens = self.vision.layer_tokens(pixels, self.config.vision_layer)  # (V, P, Dv)
         positions = torch.arange(n, device=images.device).expand(b, n)[valid]  # (V,)
         latents = self.resampler.resample(tokens.to(self.new_embeddings.dtype), positions)  # (V, L, Dv)
         full = latents.new_zeros((b, n, *latents.shape[1:]))
