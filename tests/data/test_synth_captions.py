@@ -11,7 +11,7 @@ from PIL import Image
 from omnifuse.data.processors import ImageProcessor
 from omnifuse.data.readers import read_manifest
 from omnifuse.data.synth import SynthConfig, generate
-from omnifuse.data.synth.captions import NONCE_WORDS, write_captioner_manifests
+from omnifuse.data.synth.captions import NONCE_WORDS, TRAIN_SHOTS, write_captioner_manifests
 from omnifuse.data.synth.vocab import COLOR_RGB
 
 
@@ -32,11 +32,14 @@ def test_manifests_and_their_contents(world):
     assert ans["text"] == f"<image>Question: {ans['question']} Answer: {ans['answer']}<|endofchunk|>"
 
 
-def test_fewshot_sequences_follow_their_own_mapping(world):
+@pytest.mark.parametrize("split, shots", [("train", TRAIN_SHOTS), ("test", 4)])
+def test_fewshot_sequences_follow_their_own_mapping(world, split, shots):
+    """Training sequences carry more examples (more in-context copies to learn from) than the
+    4-shot sequences of evaluation."""
     out, written = world
-    for line in written["fewshot_train"].read_text().splitlines():
+    for line in written[f"fewshot_{split}"].read_text().splitlines():
         row = json.loads(line)
-        assert len(row["image"]) == 5 == row["text"].count("<image>") == row["shots"] + 1
+        assert len(row["image"]) == shots + 1 == row["text"].count("<image>") == row["shots"] + 1
         words = [c.split("Output: ")[1] for c in row["text"].split("<|endofchunk|>")[:-1]]
         assert words[-1] == row["answer"] and set(words) <= set(NONCE_WORDS)
         mapping = row["mapping"]
@@ -51,10 +54,11 @@ def test_rows_with_several_images_read_and_process(world):
     out, written = world
     samples = read_manifest(written["captioner_train"], columns={"image": "image", "text": "text"})
     multi = [s for s in samples if isinstance(s.inputs["image"], list)]
-    assert multi and all(len(s.inputs["image"]) == 5 for s in multi)
+    n = TRAIN_SHOTS + 1
+    assert multi and all(len(s.inputs["image"]) == n for s in multi)
     single = next(s for s in samples if isinstance(s.inputs["image"], str))
     batch = ImageProcessor(size=24)([multi[0].inputs["image"], single.inputs["image"]])
-    assert batch["image"].shape == (2, 5, 3, 24, 24) and batch["image_count"].tolist() == [5, 1]
+    assert batch["image"].shape == (2, n, 3, 24, 24) and batch["image_count"].tolist() == [n, 1]
     assert batch["image"][1, 1:].abs().sum() == 0  # padding slots are zeros
 
 

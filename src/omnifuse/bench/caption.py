@@ -61,7 +61,8 @@ def bench_recipe(
         "gate_scale": gate_scale,
     }
     if vision_from is not None:
-        model.update(vision_from=str(vision_from), freeze_vision=True)
+        # the CLIP's penultimate layer, as LLaVA reads its tower
+        model.update(vision_from=str(vision_from), freeze_vision=True, vision_layer=-2)
     else:
         model["vision"] = {
             "arch": "vit",

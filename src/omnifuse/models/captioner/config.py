@@ -93,7 +93,7 @@ class CaptionerConfig:
     they still start at exactly 0)."""
     only_attend_immediate_media: bool = True
     """Each text token attends only to the most recent preceding image (else to all before it)."""
-    max_images: int = 8
+    max_images: int = 16
     """Most images per sequence (size of the resampler's media-position embeddings)."""
     max_length: int = 128
     """Most text tokens per training sequence (longer ones are cut)."""
