@@ -22,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "accelerate" / "fsdp_cpu.yaml"
 STEPS = 4
 
-TINY = [
+TINY = [  # the recipe's CLIP tower is not trained here: a from-scratch ViT instead
+    "model.vision_from=null",
+    "model.vision_layer=-1",
+    "model.vision.arch=vit",
+    "model.vision.pooling=cls",
+    "model.vision.overrides.patch_size=8",
+    "model.vision.overrides.num_hidden_layers=2",
     "model.vision.overrides.hidden_size=32",
     "model.vision.overrides.intermediate_size=64",
     "model.vision.overrides.num_attention_heads=2",
