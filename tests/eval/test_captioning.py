@@ -91,6 +91,7 @@ def test_hallucination_counts_colour_shape_mentions_not_in_the_scene():
     )
     assert out["hallucination"] == pytest.approx(1 / 3)
     assert out["hallucination_captions"] == pytest.approx(1 / 3)
+    assert out["hallucination_1_objects"] == 1.0 and out["hallucination_2_objects"] == 0.0
 
 
 def test_evaluator_groups_tasks_and_spreads_its_budget():

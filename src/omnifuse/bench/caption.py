@@ -243,7 +243,8 @@ def bench_caption(
 
 SUMMARY_KEYS = (
     "connector", "vision", "train_min", "final_loss", "caption_cider", "caption_cider_blank", "caption_cider_shuffled",
-    "caption_bleu4", "caption_rouge_l", "caption_hallucination", "answer_accuracy", "answer_accuracy_blank",
+    "caption_bleu4", "caption_rouge_l", "caption_hallucination", "caption_hallucination_1_objects",
+    "caption_hallucination_2_objects", "answer_accuracy", "answer_accuracy_blank",
     "answer_accuracy_color", "answer_accuracy_shape", "answer_accuracy_count", "fewshot_accuracy",
     "fewshot_accuracy_0shot",
 )  # fmt: skip

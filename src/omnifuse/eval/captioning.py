@@ -129,19 +129,25 @@ def mentions(caption: str) -> list[str]:
 
 
 def hallucination(captions: Sequence[str], scene_objects: Sequence[Iterable[str]]) -> dict[str, float]:
-    """Share of mentions naming no object in the scene, and share of captions with any."""
+    """Share of mentions naming no object in the scene, and share of captions with any; also
+    the share per scene size (`hallucination_2_objects`: in scenes of two objects), since
+    telling which color goes with which shape only matters from two objects up."""
     total = wrong = bad_captions = 0
+    by_size: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # objects -> [wrong, mentions]
     for caption, objects in zip(captions, scene_objects, strict=True):
-        present = set(objects)
+        objects = list(objects)
         found = mentions(caption)
-        missing = [m for m in found if m not in present]
+        missing = [m for m in found if m not in set(objects)]
         total += len(found)
         wrong += len(missing)
         bad_captions += bool(missing)
+        by_size[len(objects)][0] += len(missing)
+        by_size[len(objects)][1] += len(found)
     return {
         "hallucination": wrong / total if total else 0.0,
         "hallucination_captions": bad_captions / max(1, len(captions)),
         "mentions_per_caption": total / max(1, len(captions)),
+        **{f"hallucination_{n}_objects": w / t for n, (w, t) in sorted(by_size.items()) if t},
     }
 
 
