@@ -42,3 +42,15 @@ def test_bench_caption_rejects_bad_arguments(tmp_path, capsys, flag, value, mess
     assert main(["bench", "caption", "--out", str(tmp_path / "bench"), flag, value]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "bench").exists()  # refused before any work
+
+
+@pytest.mark.slow
+def test_bench_caption_tower_from_scratch(tmp_path):
+    """--vision-steps 0: no CLIP; the captioner trains a conv_bn tower from scratch."""
+    out = tmp_path / "bench"
+    args = ["bench", "caption", "--out", str(out), "--n", "40", "--steps", "2", "--vision-steps", "0"]
+    assert main(args + ["--connectors", "prefix", "--eval-items", "2", "--batch-size", "8"]) == 0
+    result = json.loads((out / "bench_caption.json").read_text())
+    assert result["vision"] is None and result["rows"][0]["vision"] == "scratch"
+    config = json.loads((out / "runs" / "captioner-prefix" / "best" / "config.json").read_text())
+    assert config["config"]["freeze_vision"] is False and config["config"]["vision_from"] is None
