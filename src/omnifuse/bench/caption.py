@@ -154,7 +154,7 @@ def train_vision(data: Path, out: Path, steps: int, seed: int) -> dict[str, Any]
 def bench_caption(
     out_dir: str | Path,
     n: int = 3000,
-    steps: int = 3000,
+    steps: int = 4000,
     batch_size: int = 32,
     connectors: Sequence[str] = ("xattn", "prefix"),
     eval_items: int = 100,

@@ -19,7 +19,7 @@ def register(verbs) -> None:
     )
     parser.add_argument("--out", required=True, help="working directory (data, runs, bench_caption.json)")
     parser.add_argument("--n", type=int, default=3000, help="scenes (default 3000)")
-    parser.add_argument("--steps", type=int, default=3000, help="training steps per connector (default 3000)")
+    parser.add_argument("--steps", type=int, default=4000, help="training steps per connector (default 4000)")
     parser.add_argument(
         "--vision-steps",
         type=int,
