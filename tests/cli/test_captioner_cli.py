@@ -129,3 +129,17 @@ def test_generate_bad_input(trained, capsys, tmp_path):
     assert "missing or empty: ['text']" in capsys.readouterr().err
     assert main(["generate", "caption", str(model), str(tmp_path / "nope.png")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trains_from_webdataset_shards(trained, tmp_path):
+    """The same interleaved rows (several images per few-shot row) packed as shards train a
+    captioner like the manifest does."""
+    data, _ = trained
+    shards = tmp_path / "shards"
+    assert main(["data", "pack", str(data / "captioner_train.jsonl"), "--out", str(shards), "--strict"]) == 0
+    sets = [f"data.train={shards}", "data.val=null", f"output_dir={tmp_path / 'runs'}", "processor.image.size=24"]
+    sets += [s for s in TINY if not s.startswith(("train.eval_every", "eval."))] + ["train.eval_every=null"]
+    assert main(["train", "recipes/shapes_captioner.yaml", *[x for s in sets for x in ("--set", s)]]) == 0
+    metrics = (tmp_path / "runs" / "shapes-captioner" / "metrics.jsonl").read_text().splitlines()
+    assert any("train/loss" in json.loads(line) for line in metrics)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from omnifuse.data.readers import inspect_dataset, read_manifest, read_samples
@@ -170,3 +171,36 @@ def test_shard_size_validation_and_repack(tmp_path, manifest):
     assert verify_shards(out) == []
     pack_shards(samples, out, shard_size=1, progress=False)
     assert (out / "shard-000000.tar").read_bytes() == first  # reproducible bytes
+
+
+def test_rows_with_several_images_round_trip_in_order(tmp_path):
+    """Interleaved captioner rows (`image`: a list, one per `<image>`) pack as `<key>.0.png`,
+    `<key>.1.png`, ... and read back as a list in the same order, ready for the processor."""
+    from omnifuse.data.processors import ImageProcessor
+
+    colors = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    paths = []
+    for i, rgb in enumerate(colors):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (8, 8), rgb).save(paths[-1])
+    text = "<image>Output: dax<|endofchunk|><image>Output: wug<|endofchunk|><image>Output:"
+    samples = [
+        Sample(inputs={"image": [str(p) for p in paths], "text": text}, meta={"id": 0}),
+        Sample(inputs={"image": str(paths[0]), "text": "<image>Caption: red"}, meta={"id": 1}),
+    ]
+    pack_shards(samples, tmp_path / "shards", progress=False)
+    back = read_shards(tmp_path / "shards")
+    assert [len(b) for b in back[0].inputs["image"]] and len(back[0].inputs["image"]) == 3
+    assert back[0].inputs["image"] == [p.read_bytes() for p in paths] and back[0].inputs["text"] == text
+    assert back[1].inputs["image"] == paths[0].read_bytes()
+    batch = ImageProcessor(size=8, mean=(0, 0, 0), std=(1, 1, 1))([s.inputs["image"] for s in back])
+    assert batch["image_count"].tolist() == [3, 1]
+    firsts = batch["image"][0, :, :, 0, 0]  # (3 images, 3 channels) of the first pixel
+    assert torch.allclose(firsts, torch.eye(3), atol=1e-2)  # red, green, blue in order
+    with pytest.raises(CorruptSampleError, match="empty list"):
+        pack_shards(
+            [Sample(inputs={"image": [], "text": "x"})],
+            tmp_path / "bad",
+            policy=CorruptSamplePolicy(strict=True),
+            progress=False,
+        )

@@ -205,7 +205,7 @@ def _file_member(modality: str, value: Any, used: set[str]) -> tuple[str, bytes]
 def _sample_members(sample: Sample, key: str) -> list[tuple[str, bytes]]:
     """The tar members of one sample; raises CorruptSampleError on a bad value."""
     members: list[tuple[str, bytes]] = []
-    kinds: dict[str, str] = {}
+    kinds: dict[str, str | list[str]] = {}  # modality -> member extension(s)
     record: dict[str, Any] = {"key": key}
     for modality in sorted(sample.inputs):
         value = sample.inputs[modality]
@@ -216,6 +216,17 @@ def _sample_members(sample: Sample, key: str) -> list[tuple[str, bytes]]:
             record["text"] = text
             first = text if isinstance(text, str) else text[0]
             ext, data = "txt", first.encode("utf-8")
+        elif modality == "image" and isinstance(value, (list, tuple)):
+            # several images (interleaved captioner rows): `<key>.0.png`, `<key>.1.png`, ...
+            if not value:
+                raise CorruptSampleError("empty list of images")
+            exts = []
+            for i, item in enumerate(value):
+                ext, data = _image_member(item)
+                exts.append(f"{i}.{ext}")
+                members.append((exts[-1], data))
+            kinds[modality] = exts
+            continue
         elif modality == "image":
             ext, data = _image_member(value)
         elif modality in ("audio", "video"):
@@ -393,6 +404,13 @@ def _build_sample(
     kinds = record.get("members") or _infer_members(list(members))
     inputs: dict[str, Any] = {}
     for modality, ext in sorted(kinds.items()):
+        if isinstance(ext, list):  # several images, in order
+            missing = [e for e in ext if e not in members]
+            if missing:
+                policy.report(source, f"member {key}.{missing[0]} ({modality}) is missing")
+                return None
+            inputs[modality] = [members[e] for e in ext]
+            continue
         if modality == "text" and "text" in record:
             value: Any = record["text"]
         elif ext not in members:
