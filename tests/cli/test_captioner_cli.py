@@ -138,7 +138,12 @@ def test_trains_from_webdataset_shards(trained, tmp_path):
     data, _ = trained
     shards = tmp_path / "shards"
     assert main(["data", "pack", str(data / "captioner_train.jsonl"), "--out", str(shards), "--strict"]) == 0
-    sets = [f"data.train={shards}", "data.val=null", f"output_dir={tmp_path / 'runs'}", "processor.image.size=24"]
+    sets = [
+        f"data.train={shards}",
+        "data.val=null",
+        f"output_dir={tmp_path / 'runs'}",
+        "processor.image.size=24",
+    ]
     sets += [s for s in TINY if not s.startswith(("train.eval_every", "eval."))] + ["train.eval_every=null"]
     assert main(["train", "recipes/shapes_captioner.yaml", *[x for s in sets for x in ("--set", s)]]) == 0
     metrics = (tmp_path / "runs" / "shapes-captioner" / "metrics.jsonl").read_text().splitlines()
