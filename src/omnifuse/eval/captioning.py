@@ -136,8 +136,9 @@ def hallucination(captions: Sequence[str], scene_objects: Sequence[Iterable[str]
     by_size: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # objects -> [wrong, mentions]
     for caption, objects in zip(captions, scene_objects, strict=True):
         objects = list(objects)
+        present = set(objects)
         found = mentions(caption)
-        missing = [m for m in found if m not in set(objects)]
+        missing = [m for m in found if m not in present]
         total += len(found)
         wrong += len(missing)
         bad_captions += bool(missing)
